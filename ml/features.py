@@ -1,0 +1,101 @@
+"""The public 26-feature contract, computed point in time.
+
+A row is one transaction together with its customer's history: the customer aggregates use only that
+customer's transactions up to and including the scored one (ties in time are broken by file order), so
+they are the numbers a live system can know when the transaction arrives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ml.errors import DataValidationError
+from ml.schema import CATEGORY_FEATURES, FEATURE_NAMES, RAW_COLUMNS, TIME_COLUMN
+
+
+def build_features(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Validated transactions → float64 frame of the 26 features, same index and row order as the input."""
+    tx = transactions
+    ts = tx[TIME_COLUMN]
+    out = pd.DataFrame(index=tx.index)
+    for column in ("CountryCode", "Amount", "Value", "PricingStrategy", "FraudResult"):
+        out[column] = tx[column]
+
+    out["transaction_hour"] = ts.dt.hour
+    out["transaction_day"] = ts.dt.day
+    out["transaction_month"] = ts.dt.month
+    out["transaction_year"] = ts.dt.year
+    out["transaction_dayofweek"] = ts.dt.dayofweek
+    out["transaction_week"] = ts.dt.isocalendar().week.astype("int64")
+
+    aggregates = _point_in_time_aggregates(tx["CustomerId"], ts, tx["Amount"])
+    out = out.join(aggregates)
+
+    for name in CATEGORY_FEATURES:
+        category = name.removeprefix("ProductCategory_")
+        out[name] = (tx["ProductCategory"] == category).astype("int64")
+    return out.loc[:, list(FEATURE_NAMES)].astype("float64")
+
+
+def _point_in_time_aggregates(customer: pd.Series, ts: pd.Series, amount: pd.Series) -> pd.DataFrame:
+    """Expanding per-customer statistics of Amount, in time order, aligned back to the input index."""
+    frame = pd.DataFrame(
+        {"customer": customer.to_numpy(), "ts": ts.to_numpy(), "amount": amount.to_numpy()},
+        index=pd.RangeIndex(len(customer)),
+    )
+    # Stable sort: simultaneous transactions keep file order, so "up to and including" is well defined.
+    frame = frame.sort_values(["customer", "ts"], kind="stable")
+    grouped = frame.groupby("customer", sort=False)["amount"]
+    expanding = grouped.expanding()
+
+    count = grouped.cumcount() + 1
+    total = grouped.cumsum()
+    aggregates = pd.DataFrame(
+        {
+            "total_transaction_amount": total,
+            "avg_transaction_amount": total / count,
+            "transaction_count": count,
+            # A single transaction has no spread: 0, not NaN, so the model input is always finite.
+            "std_transaction_amount": expanding.std().droplevel(0).fillna(0.0),
+            "min_transaction_amount": grouped.cummin(),
+            "max_transaction_amount": grouped.cummax(),
+            "median_transaction_amount": expanding.median().droplevel(0),
+        }
+    ).sort_index()
+    aggregates.index = customer.index
+    return aggregates
+
+
+class TransactionFeatures(TransformerMixin, BaseEstimator):
+    """scikit-learn transformer: validated Xente transactions → the 26 model features.
+
+    Stateless (the feature contract fixes every category), so ``fit`` only checks the input columns. It
+    sits before the model pipeline rather than inside the ONNX graph because point-in-time aggregates need
+    the customer's history, which a scoring request does not carry: the caller sends the 26 numbers.
+    """
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> TransactionFeatures:
+        self._check_columns(X)
+        self.n_features_in_ = len(RAW_COLUMNS)
+        self.feature_names_in_ = np.asarray(RAW_COLUMNS, dtype=object)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "n_features_in_")
+        self._check_columns(X)
+        return build_features(X)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return np.asarray(FEATURE_NAMES, dtype=object)
+
+    @staticmethod
+    def _check_columns(X: pd.DataFrame) -> None:
+        missing = [c for c in RAW_COLUMNS if c not in getattr(X, "columns", ())]
+        if missing:
+            raise DataValidationError(
+                f"TransactionFeatures needs validated Xente transactions; missing column(s): {', '.join(missing)}. "
+                "Load them with ml.load.read_transactions or ml.load.validate_transactions."
+            )
