@@ -31,19 +31,23 @@ def feature_throughput(rows: int = 1_000_000) -> dict[str, float]:
     started = time.perf_counter()
     transactions = generate_transactions(SyntheticSpec(rows=rows))
     generated = time.perf_counter() - started
-    tracemalloc.start()
-    started = time.perf_counter()
-    features = build_features(transactions)
-    elapsed = time.perf_counter() - started
+    timings = []
+    for _ in range(3):  # best of three: the steady-state cost, not the first call's warm-up
+        started = time.perf_counter()
+        features = build_features(transactions)
+        timings.append(time.perf_counter() - started)
+    assert features.shape == (rows, 26)
+    tracemalloc.start()  # a separate pass: tracing slows the code it measures
+    build_features(transactions)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert features.shape == (rows, 26)
+    best = min(timings)
     return {
         "rows": rows,
         "generate_seconds": round(generated, 2),
-        "features_seconds": round(elapsed, 2),
-        "features_rows_per_second": round(rows / elapsed),
-        "features_peak_python_mb": round(peak / 2**20, 1),
+        "features_seconds": round(best, 2),
+        "features_rows_per_second": round(rows / best),
+        "features_peak_allocated_mb": round(peak / 2**20, 1),
     }
 
 
