@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import lightgbm as lgb
@@ -153,6 +154,43 @@ def _proportions(values: np.ndarray, edges: np.ndarray) -> list[float]:
 
 def _round(values: np.ndarray) -> list[float]:
     return [round(float(v), 10) for v in values]
+
+
+def serving_metadata(
+    *,
+    model_name: str,
+    model_version: int | str,
+    model_type: str,
+    target_mode: str,
+    data_digest: str,
+    threshold: float,
+    risk_bands: dict[str, float],
+    metrics: dict[str, float],
+    scores: np.ndarray,
+    X_reference: np.ndarray,
+    score_bins: int = 10,
+    feature_bins: int = 10,
+) -> dict[str, object]:
+    """Everything the predictor reads from the model.
+
+    Drift references: the score histogram of the held-out rows (``scores``: unbiased, the model never saw
+    them) and per-feature bins of ``X_reference`` — all labelled rows, since feature distributions need no
+    held-out data and customer-clustered rows make a small sample noisy.
+    """
+    return {
+        "feature_names": list(FEATURE_NAMES),
+        "model_name": model_name,
+        "model_version": str(model_version),
+        "model_type": model_type,
+        "target_mode": target_mode,
+        "data_digest": data_digest,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "threshold": threshold,
+        "risk_bands": risk_bands,
+        "metrics": metrics,
+        "score_reference": score_reference(scores, score_bins),
+        "feature_reference": feature_reference(X_reference, feature_bins),
+    }
 
 
 def attach_metadata(model: onnx.ModelProto, metadata: dict[str, object]) -> onnx.ModelProto:

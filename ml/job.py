@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -25,7 +24,7 @@ from ml.evaluate import calibration_table, classification_metrics, customer_metr
 from ml.load import dataset_digest, read_transactions
 from ml.register import configure_tracking, log_and_register, next_version, promote
 from ml.report import ModeSummary, ReportInputs, write_report
-from ml.schema import FEATURE_NAMES, TIME_COLUMN
+from ml.schema import TIME_COLUMN
 from ml.settings import TrainSettings
 from ml.synthetic import SyntheticSpec, generate_transactions
 from ml.target import TrainingSet, build_training_set
@@ -157,23 +156,23 @@ def run(settings: TrainSettings) -> dict[str, object]:
             version = next_version(mlflow.MlflowClient(), settings.registered_model)
             export.attach_metadata(
                 model,
-                {
-                    "feature_names": list(FEATURE_NAMES),
-                    "model_name": settings.registered_model,
-                    "model_version": str(version),
-                    "model_type": champion.model_type,
-                    "target_mode": settings.target,
-                    "data_digest": digest,
-                    "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "threshold": settings.threshold,
-                    "risk_bands": settings.risk_bands.model_dump(),
-                    "metrics": {
+                export.serving_metadata(
+                    model_name=settings.registered_model,
+                    model_version=version,
+                    model_type=champion.model_type,
+                    target_mode=settings.target,
+                    data_digest=digest,
+                    threshold=settings.threshold,
+                    risk_bands=settings.risk_bands.model_dump(),
+                    metrics={
                         "cv_roc_auc": champion.cv_auc,
                         **{f"heldout_{k}": v for k, v in heldout.items()},
                     },
-                    "score_reference": export.score_reference(scores, settings.score_bins),
-                    "feature_reference": export.feature_reference(X_test, settings.feature_bins),
-                },
+                    scores=scores,
+                    X_reference=primary.X,
+                    score_bins=settings.score_bins,
+                    feature_bins=settings.feature_bins,
+                ),
             )
 
         with step(f"registering {settings.registered_model} v{version} in MLflow"):
