@@ -1,0 +1,84 @@
+"""``python -m serving --model-uri URI [--model-name credit-risk] [--http-port 8080] [--workers N]``.
+
+Start-up order matters: the multi-process metrics folder is chosen before anything imports
+``prometheus_client`` (kserve does, on import), so the settings module is the only import above
+:func:`main`. A model that cannot be loaded ends the process with exit code 1 and one clear log line,
+so Kubernetes restarts the pod and ``kubectl logs`` says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from serving.settings import ServingSettings
+
+log = logging.getLogger("serving")
+
+
+def prepare_metrics_dir(settings: ServingSettings) -> Path:
+    """A clean folder for multi-process metrics, exported as ``PROMETHEUS_MULTIPROC_DIR`` for the workers."""
+    configured = settings.metrics_dir or (
+        Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]) if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else None
+    )
+    folder = configured or Path(tempfile.mkdtemp(prefix="credit-risk-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.iterdir():  # samples of a previous run would be summed into this one
+        if stale.is_file():
+            stale.unlink()
+        else:
+            shutil.rmtree(stale)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
+
+
+def parse_settings(argv: list[str]) -> ServingSettings:
+    return ServingSettings(
+        _cli_parse_args=argv,
+        _cli_prog_name="python -m serving",
+        _cli_kebab_case=True,
+        _cli_hide_none_type=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = parse_settings(sys.argv[1:] if argv is None else argv)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]).replace("_", "-")
+            print(f"error: --{where}: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
+    metrics_dir = prepare_metrics_dir(settings)
+
+    from serving.errors import ModelLoadError
+    from serving.model import CreditRiskModel
+    from serving.server import CreditRiskModelServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    model = CreditRiskModel(settings)
+    try:
+        model.load()
+    except ModelLoadError as exc:
+        log.error("cannot serve %s: %s", settings.model_uri, exc)
+        return 1
+    log.info("metrics of %d worker(s) aggregated from %s", settings.workers, metrics_dir)
+    server = CreditRiskModelServer(
+        http_port=settings.http_port,
+        workers=settings.workers,
+        enable_grpc=False,
+        enable_latency_logging=False,
+        grace_period=settings.grace_period_seconds,
+    )
+    server.start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""Prometheus metrics of the predictor, correct with any number of workers.
+
+Multi-process design. ``python -m serving`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before
+anything imports ``prometheus_client``, so every worker (kserve spawns them) writes its samples to
+memory-mapped files there, and ``/metrics`` — whichever worker answers — aggregates all of them
+(``MultiProcessCollector``): counters and histograms are summed across workers, kserve's built-in
+histograms included. Without the variable (an in-process test) the same code reads the live registries.
+
+Drift, two complementary ways:
+
+* **For Prometheus** (exact, any window): live counters per bin — ``credit_risk_score_bin_total`` and
+  ``credit_risk_feature_bin_total`` — next to gauges holding the training reference on the same bins
+  (``credit_risk_score_reference_ratio``, ``credit_risk_feature_reference_ratio``). PSI over any window is a
+  PromQL expression of the two (see ``monitoring/``).
+* **In process** (a ready number): ``credit_risk_score_psi`` and ``credit_risk_feature_psi``, computed at
+  scrape time over a sliding window from the *aggregated* bin counters. Each scrape stores a snapshot of
+  the aggregated counts in a small shared file in the metrics folder; the window is the difference between
+  now and the newest snapshot at least ``window`` old (before one exists: everything since start). All
+  workers read the same snapshots, so they report the same PSI. ``credit_risk_drift_window_rows`` says
+  how many rows the window holds: PSI on a handful of rows is noise.
+
+Bins are right-closed on the reference's interior edges (Prometheus ``le`` semantics); ``bin`` labels are
+the upper edges (``"+Inf"`` last). PSI = Σ (live − ref) · ln(live / ref), proportions floored at 1e-4.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, exposition
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from serving.artifact import ModelCard
+
+LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+ROW_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000)
+PSI_FLOOR = 1e-4
+SNAPSHOT_FILE = "drift-snapshots.json"
+RISK_LEVELS = ("low", "medium", "high")
+DECISIONS = ("approve", "review", "reject")
+
+
+def multiprocess_dir() -> Path | None:
+    value = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(value) if value else None
+
+
+def psi(counts: np.ndarray, reference: np.ndarray) -> float:
+    """Population stability index of live bin ``counts`` against reference proportions (NaN if no rows)."""
+    total = counts.sum()
+    if total <= 0:
+        return math.nan
+    live = np.maximum(counts / total, PSI_FLOOR)
+    ref = np.maximum(reference, PSI_FLOOR)
+    return float(np.sum((live - ref) * np.log(live / ref)))
+
+
+class ModelMetrics:
+    """The model's metrics in this process. Created at load and again in every worker after unpickling."""
+
+    def __init__(self, card: ModelCard, version: str, load_seconds: float, drift_window_seconds: int) -> None:
+        self.card = card
+        self.version = version
+        self.window_seconds = drift_window_seconds
+        self.registry = CollectorRegistry(auto_describe=True)
+        name = card.name
+        r = self.registry
+
+        self.requests = Counter(
+            "credit_risk_requests", "HTTP requests by route, model and status code.",
+            ["route", "model_name", "status_code"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "credit_risk_request_duration_seconds", "End-to-end request latency inside the server.",
+            ["route", "model_name"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.rows = Histogram(
+            "credit_risk_request_rows",
+            "Rows scored per request.",
+            ["model_name"],
+            buckets=ROW_BUCKETS,
+            registry=r,
+        ).labels(name)
+        score = Histogram(
+            "credit_risk_score", "P(high risk) of scored rows, on the training reference's bins.", ["model_name"],
+            buckets=(*card.score.edges.tolist(), math.inf), registry=r,
+        )  # fmt: skip
+        self.score = score.labels(name)
+        predictions = Counter(
+            "credit_risk_predictions", "Scored rows by risk level and decision.",
+            ["model_name", "risk_level", "decision"], registry=r,
+        )  # fmt: skip
+        self.predictions = [
+            predictions.labels(name, level, d) for level, d in zip(RISK_LEVELS, DECISIONS, strict=True)
+        ]
+
+        score_bins = Counter(
+            "credit_risk_score_bin", "Scored rows per score bin (non-cumulative; bin = upper edge).",
+            ["model_name", "bin"], registry=r,
+        )  # fmt: skip
+        self.score_bins = [score_bins.labels(name, b) for b in card.score.labels]
+        feature_bins = Counter(
+            "credit_risk_feature_bin", "Scored rows per feature bin (non-cumulative; bin = upper edge).",
+            ["model_name", "feature", "bin"], registry=r,
+        )  # fmt: skip
+        self.feature_bins = [
+            [feature_bins.labels(name, f, b) for b in card.features[f].labels] for f in card.feature_names
+        ]
+
+        constant = {"registry": r, "multiprocess_mode": "max"}
+        reference = Gauge(
+            "credit_risk_score_reference_ratio", "Training reference share of each score bin.",
+            ["model_name", "bin"], **constant,
+        )  # fmt: skip
+        for label, share in zip(card.score.labels, card.score.proportions, strict=True):
+            reference.labels(name, label).set(share)
+        feature_reference = Gauge(
+            "credit_risk_feature_reference_ratio", "Training reference share of each feature bin.",
+            ["model_name", "feature", "bin"], **constant,
+        )  # fmt: skip
+        for feature in card.feature_names:
+            ref = card.features[feature]
+            for label, share in zip(ref.labels, ref.proportions, strict=True):
+                feature_reference.labels(name, feature, label).set(share)
+        Gauge(
+            "credit_risk_model_info", "The model being served (value 1).",
+            ["model_name", "model_version", "model_type", "target_mode", "data_digest"], **constant,
+        ).labels(name, version, card.model_type, card.target_mode, card.data_digest).set(1)  # fmt: skip
+        Gauge("credit_risk_model_load_seconds", "Time to load the model.", ["model_name"], **constant).labels(
+            name
+        ).set(load_seconds)
+        Gauge(
+            "credit_risk_model_loaded_timestamp_seconds", "When the model was loaded (Unix time).", ["model_name"],
+            **constant,
+        ).labels(name).set(time.time())  # fmt: skip
+        Gauge(
+            "credit_risk_drift_reference_rows", "Held-out rows behind the training score reference.", ["model_name"],
+            **constant,
+        ).labels(name).set(card.score.count)  # fmt: skip
+
+    # ------------------------------------------------------------------------------------------ hot path
+
+    def observe(self, X: np.ndarray, probability: np.ndarray, level: np.ndarray) -> None:
+        """Record one scored batch: rows, scores (histogram and bins), risk levels, feature bins."""
+        n = len(probability)
+        self.rows.observe(n)
+        counts = self.card.score.counts(probability)
+        _observe_histogram(self.score, probability, counts)
+        for child, count in zip(self.score_bins, counts.tolist(), strict=True):
+            if count:
+                child.inc(count)
+        for child, count in zip(self.predictions, np.bincount(level, minlength=3).tolist(), strict=True):
+            if count:
+                child.inc(count)
+        for j, feature in enumerate(self.card.feature_names):
+            children = self.feature_bins[j]
+            if n == 1:  # the common case: one transaction, skip bincount
+                children[int(self.card.features[feature].bin_of(X[0, j]))].inc()
+                continue
+            for child, count in zip(
+                children, self.card.features[feature].counts(X[:, j]).tolist(), strict=True
+            ):
+                if count:
+                    child.inc(count)
+
+    # ------------------------------------------------------------------------------------------ exposition
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """The ``/metrics`` body: every worker's samples plus the sliding-window drift gauges."""
+        folder = multiprocess_dir()
+        if folder is not None:
+            families = list(MultiProcessCollector(CollectorRegistry(), path=str(folder)).collect())
+        else:
+            families = [*REGISTRY.collect(), *self.registry.collect()]
+        families.extend(self._drift_families(families, folder))
+        encoder, content_type = exposition.choose_encoder(accept or "")
+        return encoder(_Static(families)), content_type
+
+    def _drift_families(self, families: list[Metric], folder: Path | None) -> Iterable[Metric]:
+        card, name = self.card, self.card.name
+        score_now = np.zeros(len(card.score.labels))
+        feature_now = {f: np.zeros(len(card.features[f].labels)) for f in card.feature_names}
+        score_index = {label: i for i, label in enumerate(card.score.labels)}
+        feature_index = {
+            f: {label: i for i, label in enumerate(card.features[f].labels)} for f in card.feature_names
+        }
+        for family in families:
+            if family.name == "credit_risk_score_bin":
+                for sample in family.samples:
+                    if sample.name.endswith("_total") and sample.labels.get("model_name") == name:
+                        score_now[score_index[sample.labels["bin"]]] += sample.value
+            elif family.name == "credit_risk_feature_bin":
+                for sample in family.samples:
+                    labels = sample.labels
+                    if sample.name.endswith("_total") and labels.get("model_name") == name:
+                        feature_now[labels["feature"]][feature_index[labels["feature"]][labels["bin"]]] += (
+                            sample.value
+                        )
+        current = np.concatenate([score_now, *feature_now.values()])
+        baseline, span = _window_baseline(folder, self, current)
+        delta = current - baseline
+        score_delta = delta[: len(score_now)]
+        window = f"{self.window_seconds}s"
+
+        score_psi = GaugeMetricFamily(
+            "credit_risk_score_psi", "PSI of scores in the sliding window against the training reference.",
+            labels=["model_name", "model_version", "window"],
+        )  # fmt: skip
+        score_psi.add_metric([name, self.version, window], psi(score_delta, card.score.proportions))
+        feature_psi = GaugeMetricFamily(
+            "credit_risk_feature_psi", "PSI of each feature in the sliding window against the training reference.",
+            labels=["model_name", "model_version", "feature", "window"],
+        )  # fmt: skip
+        offset = len(score_now)
+        for feature in card.feature_names:
+            width = len(card.features[feature].labels)
+            counts = delta[offset : offset + width]
+            offset += width
+            feature_psi.add_metric(
+                [name, self.version, feature, window], psi(counts, card.features[feature].proportions)
+            )
+        rows = GaugeMetricFamily(
+            "credit_risk_drift_window_rows",
+            "Rows scored in the sliding drift window.",
+            labels=["model_name", "window"],
+        )
+        rows.add_metric([name, window], float(score_delta.sum()))
+        seconds = GaugeMetricFamily(
+            "credit_risk_drift_window_seconds", "Time the sliding drift window actually spans.",
+            labels=["model_name", "window"],
+        )  # fmt: skip
+        seconds.add_metric([name, window], span)
+        return [score_psi, feature_psi, rows, seconds]
+
+
+def _window_baseline(
+    folder: Path | None, metrics: ModelMetrics, current: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """The aggregated counts at the start of the sliding window, and the window's actual span in seconds.
+
+    Snapshots live in a JSON file in the multi-process folder (shared by workers, guarded by ``flock``),
+    or in memory for a single in-process server.
+    """
+    now = time.time()
+    window = metrics.window_seconds
+    interval = max(window / 30, 1.0)
+
+    def update(snapshots: list[list]) -> tuple[list[list], np.ndarray, float]:
+        snapshots = [s for s in snapshots if len(s[1]) == len(current)]
+        if snapshots and np.any(current < np.asarray(snapshots[-1][1])):
+            snapshots = []  # counters went backwards: a restart with a stale file; start over
+        if not snapshots or now - snapshots[-1][0] >= interval:
+            snapshots.append([now, current.tolist()])
+        old_enough = [s for s in snapshots if now - s[0] >= window]
+        if old_enough:
+            start, counts = old_enough[-1]
+            baseline = np.asarray(counts)
+        else:
+            start, baseline = _started_at(metrics), np.zeros_like(current)
+        # Keep the newest snapshot older than the window (the next baseline) and everything after it.
+        keep_from = max(0, len(old_enough) - 1)
+        return snapshots[keep_from:], baseline, now - start
+
+    if folder is None:
+        state = metrics.__dict__.setdefault("_snapshots", [])
+        kept, baseline, span = update(state)
+        metrics.__dict__["_snapshots"] = kept
+        return baseline, span
+    path = folder / SNAPSHOT_FILE
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        text = fh.read()
+        try:
+            snapshots = json.loads(text) if text else []
+        except json.JSONDecodeError:
+            snapshots = []
+        kept, baseline, span = update(snapshots)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps(kept))
+    return baseline, span
+
+
+def _started_at(metrics: ModelMetrics) -> float:
+    return metrics.__dict__.setdefault("_started", time.time())
+
+
+def _observe_histogram(child: object, values: np.ndarray, bucket_counts: np.ndarray) -> None:
+    """Observe a batch in one pass: per-bucket increments instead of one ``observe`` per row.
+
+    ``bucket_counts`` are the non-cumulative counts on the histogram's own upper bounds (the score
+    reference's edges plus +Inf). Uses the histogram child's bucket and sum values, as ``observe`` does.
+    """
+    if len(values) == 1:
+        child.observe(float(values[0]))  # type: ignore[attr-defined]
+        return
+    buckets = child._buckets  # type: ignore[attr-defined]
+    for bucket, count in zip(buckets, bucket_counts.tolist(), strict=True):
+        if count:
+            bucket.inc(count)
+    child._sum.inc(float(values.sum(dtype=np.float64)))  # type: ignore[attr-defined]
+
+
+class _Static:
+    """A registry-like object that yields already-collected families (for ``generate_latest``)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return iter(self._families)
+
+
+# ---------------------------------------------------------------------------------------------- ASGI
+
+ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+
+
+class RequestMetricsMiddleware:
+    """Counts requests by route template, model and status code, and times them end to end."""
+
+    def __init__(self, app: ASGIApp, metrics: Callable[[], ModelMetrics | None], default_model: str) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.default_model = default_model
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            metrics = self.metrics()
+            if metrics is not None:
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                model = scope.get("path_params", {}).get("model_name", self.default_model)
+                metrics.requests.labels(route, model, str(status[0])).inc()
+                metrics.latency.labels(route, model).observe(time.perf_counter() - started)

@@ -1,0 +1,156 @@
+"""The credit-risk predictor: a ``kserve.Model`` that runs the ONNX model with onnxruntime.
+
+Override points, in the order a request meets them: :meth:`CreditRiskModel.load` (resolve the URI,
+open the session, read the contract), :meth:`predict` (V2 request → rows → :meth:`score` → V2 response),
+:meth:`score` (the one scoring path both protocols share: probabilities, prediction, bands, metrics).
+
+``--workers N`` makes kserve pickle the model into each spawned worker: the onnxruntime session and the
+metrics cannot cross a process boundary, so :meth:`__getstate__` drops them and :meth:`__setstate__`
+rebuilds them from the model bytes in the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from kserve import Model
+from kserve.protocol.infer_type import InferRequest, InferResponse
+
+from serving.artifact import ModelCard, resolve
+from serving.errors import ModelLoadError
+from serving.metrics import DECISIONS, RISK_LEVELS, ModelMetrics
+from serving.protocol import v2
+from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NAME = "probability"
+_LEVELS = np.array(RISK_LEVELS, dtype=object)
+_DECISIONS = np.array(DECISIONS, dtype=object)
+
+
+class CreditRiskModel(Model):
+    """P(high risk) for transactions described by the 26-feature contract."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        super().__init__(settings.model_name)
+        self.settings = settings
+        self.card: ModelCard | None = None
+        self.version = ""
+        self.source = ""
+        self.threshold = 0.5
+        self.load_seconds = 0.0
+        self._content: bytes | None = None
+        self._session: ort.InferenceSession | None = None
+        self._input_name = ""
+        self.metrics: ModelMetrics | None = None
+
+    # ------------------------------------------------------------------------------------------ loading
+
+    def load(self) -> bool:
+        """Resolve the model URI, open the session, read and check the contract. Raises :class:`ModelLoadError`."""
+        started = time.perf_counter()
+        resolved = resolve(self.settings.model_uri)
+        self._content = resolved.content
+        self.source = resolved.source
+        self._open()
+        assert self.card is not None
+        if resolved.registry_version and resolved.registry_version != self.card.version:
+            log.warning(
+                "registry version %s differs from the version in the model's metadata (%s); reporting %s",
+                resolved.registry_version, self.card.version, resolved.registry_version,
+            )  # fmt: skip
+        self.version = resolved.registry_version or self.card.version
+        self.threshold = (
+            self.settings.threshold if self.settings.threshold is not None else self.card.threshold
+        )
+        self.load_seconds = time.perf_counter() - started
+        self._start_metrics()
+        self.ready = True
+        log.info(
+            "loaded %s v%s (%s, %s target) from %s in %.3fs: %d features, threshold %.2f, bands <%.2f low, >%.2f high",
+            self.card.name, self.version, self.card.model_type, self.card.target_mode, self.source,
+            self.load_seconds, len(self.card.feature_names), self.threshold, self.card.low_below, self.card.high_above,
+        )  # fmt: skip
+        return self.ready
+
+    def _open(self) -> None:
+        """Build the onnxruntime session and the contract from the model bytes (in each process)."""
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.settings.intra_op_threads
+        options.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(self._content, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
+            raise ModelLoadError(f"{self.source} is not a loadable ONNX model: {exc}") from exc
+        card = ModelCard.from_metadata(session.get_modelmeta().custom_metadata_map)
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        width = len(card.feature_names)
+        if (
+            len(inputs) != 1
+            or len(inputs[0].shape) != 2
+            or inputs[0].shape[1] not in (width, None, "N")
+            or (inputs[0].type != "tensor(float)")
+        ):
+            described = [(i.name, i.type, i.shape) for i in inputs]
+            raise ModelLoadError(f"the model must take one float tensor [N, {width}]; it takes {described}")
+        if OUTPUT_NAME not in {o.name for o in outputs}:
+            raise ModelLoadError(
+                f"the model has no '{OUTPUT_NAME}' output (outputs: {[o.name for o in outputs]}): export it with "
+                "the credit-risk training package"
+            )
+        self._session, self._input_name, self.card = session, inputs[0].name, card
+
+    def _start_metrics(self) -> None:
+        assert self.card is not None
+        self.metrics = ModelMetrics(
+            self.card, self.version, self.load_seconds, self.settings.drift_window_seconds
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_session"] = None
+        state["metrics"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._content is not None:
+            self._open()
+            self._start_metrics()
+
+    # ------------------------------------------------------------------------------------------ metadata
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        width = len(self.card.feature_names) if self.card else -1
+        return [{"name": v2.INPUT_NAME, "datatype": "FP32", "shape": [-1, width]}]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [dict(o) for o in v2.OUTPUT_TYPES]
+
+    # ------------------------------------------------------------------------------------------ inference
+
+    def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
+        assert self.card is not None
+        rows = v2.decode(payload, self.card.feature_names, self.settings.max_batch_rows)
+        return v2.encode(payload, self.score(rows), self.name, self.version)
+
+    def score(self, rows: np.ndarray) -> v2.Outputs:
+        """Score a float32 ``[N, F]`` matrix (already validated) and record the metrics."""
+        assert self._session is not None and self.card is not None
+        probability = self._session.run([OUTPUT_NAME], {self._input_name: rows})[0].astype(
+            np.float32, copy=False
+        )
+        level = (probability >= self.card.low_below).astype(np.intp) + (probability > self.card.high_above)
+        if self.metrics is not None:
+            self.metrics.observe(rows, probability, level)
+        return v2.Outputs(
+            probability=probability,
+            prediction=(probability >= self.threshold).astype(np.int64),
+            risk_level=_LEVELS[level],
+            decision=_DECISIONS[level],
+        )
