@@ -1,0 +1,128 @@
+"""``python -m serving`` as an operator runs it: start-up from a file or the registry, failures that
+exit with a clear line, and a predictor that stays free of the training package."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import onnx
+import pytest
+
+from tests.support import ROOT, TrainedModel, http, running_server
+
+
+def _run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "serving", *args], capture_output=True, text=True, timeout=timeout,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **(env or {})},
+    )  # fmt: skip
+
+
+def test_a_missing_model_exits_1_with_one_clear_line(tmp_path: Path) -> None:
+    result = _run("--model-uri", str(tmp_path / "nope.onnx"), "--http-port", "1")
+    assert result.returncode == 1
+    assert (
+        f"cannot serve {tmp_path / 'nope.onnx'}: model file {tmp_path / 'nope.onnx'} does not exist"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_arguments_exit_2(tmp_path: Path) -> None:
+    result = _run("--http-port", "8080")
+    assert result.returncode == 2 and "--model-uri" in result.stderr
+    result = _run("--model-uri", "x.onnx", "--workers", "0")
+    assert result.returncode == 2 and "--workers: Input should be greater than or equal to 1" in result.stderr
+
+
+def test_serves_the_champion_from_the_registry(trained: TrainedModel, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.create_experiment("serve", artifact_location=(tmp_path / "artifacts").as_uri())
+    mlflow.set_experiment("serve")
+    with mlflow.start_run():
+        for _ in range(3):
+            mlflow.onnx.log_model(onnx.load(str(trained.path)), name="model", registered_model_name="credit-risk",
+                                  save_as_external_data=False)  # fmt: skip
+    mlflow.MlflowClient().set_registered_model_alias("credit-risk", "champion", "3")
+    with running_server(
+        "--model-uri", "models:/credit-risk@champion", env={"MLFLOW_TRACKING_URI": uri}, workdir=tmp_path
+    ) as server:
+        status, _, body = http("GET", server.url + "/v2/models/credit-risk")
+        assert status == 200 and json.loads(body)["versions"] == ["3"]  # the registry's version
+        status, _, body = http("POST", server.url + "/predict", {"features": trained.X_test[0].tolist()})
+        assert status == 200 and json.loads(body)["model_version"] == "3"
+        assert "registry version 3 differs from the version in the model's metadata (1)" in server.logs()
+
+
+def test_an_unknown_alias_exits_1(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = _run("--model-uri", "models:/credit-risk@champion", env={"MLFLOW_TRACKING_URI": uri})
+    assert result.returncode == 1
+    assert (
+        "cannot serve models:/credit-risk@champion: cannot resolve models:/credit-risk@champion through MLflow"
+        in result.stderr
+    )
+
+
+SERVING = ROOT / "serving"
+FORBIDDEN = {"ml", "sklearn", "xgboost", "lightgbm", "skl2onnx", "onnxmltools", "pickle", "joblib", "pandas"}
+
+
+def test_serving_never_imports_the_training_package() -> None:
+    """Statically: no serving module imports ml, a training library, or a pickle loader."""
+    for path in SERVING.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in FORBIDDEN, f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_a_started_predictor_has_not_loaded_the_training_package(
+    trained: TrainedModel, tmp_path: Path
+) -> None:
+    """At run time too: the modules the server process holds once it has answered a request."""
+    code = (
+        "import sys, runpy; from serving.model import CreditRiskModel; from serving.server import CreditRiskModelServer;"
+        "from serving.settings import ServingSettings; import numpy as np;"
+        f"m = CreditRiskModel(ServingSettings(model_uri={str(trained.path)!r})); m.load(); m.score(np.ones((1, 26), np.float32));"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in {'ml', 'sklearn', 'xgboost', 'lightgbm', 'skl2onnx'});"
+        "print(bad)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("option", ["--help"])
+def test_help_lists_the_settings(option: str) -> None:
+    result = _run(option)
+    assert result.returncode == 0
+    for flag in (
+        "--model-uri",
+        "--model-name",
+        "--http-port",
+        "--workers",
+        "--max-batch-rows",
+        "--drift-window-seconds",
+    ):
+        assert flag in result.stdout

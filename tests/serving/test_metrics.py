@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.parser import text_string_to_metric_families
+
+from serving import metrics as metrics_module
+from serving.artifact import ModelCard
+from serving.metrics import ModelMetrics, _observe_histogram, _window_baseline, psi
+from tests.support import TrainedModel
+
+
+@pytest.fixture
+def card(trained: TrainedModel) -> ModelCard:
+    return ModelCard.from_metadata({p.key: p.value for p in onnx.load(str(trained.path)).metadata_props})
+
+
+def _samples(text: bytes) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_psi() -> None:
+    ref = np.array([0.25, 0.25, 0.5])
+    assert psi(np.array([25, 25, 50]), ref) == pytest.approx(0.0)
+    assert math.isnan(psi(np.zeros(3), ref))
+    live = np.array([0.5, 0.25, 0.25])
+    expected = float(np.sum((live - ref) * np.log(live / ref)))
+    assert psi(np.array([2, 1, 1]), ref) == pytest.approx(expected)
+    assert psi(np.array([0, 0, 10]), ref) > 1  # an empty reference bin is floored, not infinite
+
+
+def test_batched_histogram_equals_one_by_one() -> None:
+    edges = [0.1, 0.5, 0.9, math.inf]
+    values = np.random.default_rng(0).uniform(size=500)
+    a = Histogram("a", "a", buckets=edges, registry=CollectorRegistry())
+    b = Histogram("b", "b", buckets=edges, registry=CollectorRegistry())
+    for v in values:
+        a.observe(float(v))
+    counts = np.bincount(np.searchsorted(edges[:-1], values, side="left"), minlength=4)
+    _observe_histogram(b, values, counts)
+    sa = [(s.labels, s.value) for s in a.collect()[0].samples if not s.name.endswith("_created")]
+    sb = [(s.labels, s.value) for s in b.collect()[0].samples if not s.name.endswith("_created")]
+    assert [x[0] for x in sa] == [x[0] for x in sb]
+    np.testing.assert_allclose([x[1] for x in sa], [x[1] for x in sb])
+
+
+def test_observe_counts_every_row_in_its_bins(card: ModelCard, trained: TrainedModel) -> None:
+    metrics = ModelMetrics(card, "1", 0.01, drift_window_seconds=60)
+    X = trained.X_test[:200]
+    probability = trained.pipeline.predict_proba(X)[:, 1].astype(np.float32)
+    level = (probability >= 0.3).astype(np.intp) + (probability > 0.6)
+    metrics.observe(X, probability, level)
+    metrics.observe(X[:1], probability[:1], level[:1])
+    samples = _samples(metrics.render(None)[0])
+    name = ("model_name", "credit-risk")
+    expected = card.score.counts(np.concatenate([probability, probability[:1]]))
+    for label, count in zip(card.score.labels, expected, strict=True):
+        assert samples[("credit_risk_score_bin_total", (("bin", label), name))] == count
+    assert samples[("credit_risk_score_count", (name,))] == 201
+    assert samples[("credit_risk_request_rows_count", (name,))] == 2
+    amount = card.features["Amount"].counts(np.concatenate([X[:, 1], X[:1, 1]]))
+    for label, count in zip(card.features["Amount"].labels, amount, strict=True):
+        assert (
+            samples[("credit_risk_feature_bin_total", (("bin", label), ("feature", "Amount"), name))] == count
+        )
+    levels = np.bincount(np.concatenate([level, level[:1]]), minlength=3)
+    assert (
+        samples[("credit_risk_predictions_total", (("decision", "reject"), name, ("risk_level", "high")))]
+        == levels[2]
+    )
+    reference = samples[("credit_risk_score_reference_ratio", (("bin", "0.1"), name))]
+    assert reference == pytest.approx(card.score.proportions[0])
+    assert samples[("credit_risk_model_info", (("data_digest", "test"), name, ("model_type", "lightgbm"),
+                                                ("model_version", "1"), ("target_mode", "forward")))] == 1  # fmt: skip
+    # The window holds every row so far, and its PSI is the PSI of those rows.
+    window = (("model_name", "credit-risk"), ("window", "60s"))
+    assert samples[("credit_risk_drift_window_rows", window)] == 201
+    assert samples[
+        ("credit_risk_score_psi", (("model_name", "credit-risk"), ("model_version", "1"), ("window", "60s")))
+    ] == (pytest.approx(psi(expected, card.score.proportions)))
+
+
+def test_the_window_slides_with_scrapes(
+    card: ModelCard, trained: TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1_000.0]
+    monkeypatch.setattr(metrics_module.time, "time", lambda: clock[0])
+    metrics = ModelMetrics(card, "1", 0.01, drift_window_seconds=60)
+    X = trained.X_test
+    p = trained.pipeline.predict_proba(X)[:, 1].astype(np.float32)
+    level = np.zeros(len(p), dtype=np.intp)
+
+    def window_rows() -> float:
+        samples = _samples(metrics.render(None)[0])
+        return samples[("credit_risk_drift_window_rows", (("model_name", "credit-risk"), ("window", "60s")))]
+
+    metrics.observe(X[:100], p[:100], level[:100])
+    assert window_rows() == 100  # no snapshot a window old yet: everything since start
+    clock[0] += 61
+    metrics.observe(X[100:130], p[100:130], level[100:130])
+    assert window_rows() == 30  # the scrape 61s ago is the baseline
+    clock[0] += 30
+    metrics.observe(X[130:135], p[130:135], level[130:135])
+    assert window_rows() == 35  # the baseline stays until a newer snapshot is a window old
+    clock[0] += 31
+    assert window_rows() == 5
+
+
+def test_workers_share_the_snapshots(
+    card: ModelCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers' scrapes go to one file: both see the same window baseline."""
+    clock = [0.0]
+    monkeypatch.setattr(metrics_module.time, "time", lambda: clock[0])
+    a = ModelMetrics(card, "1", 0.0, drift_window_seconds=60)
+    b = ModelMetrics(card, "1", 0.0, drift_window_seconds=60)
+    _window_baseline(tmp_path, a, np.array([10.0, 0.0]))
+    clock[0] = 70.0
+    baseline, span = _window_baseline(tmp_path, b, np.array([25.0, 5.0]))
+    assert baseline.tolist() == [10.0, 0.0] and span == pytest.approx(70.0)
+    # Counters that went backwards (a stale file from an earlier run) restart the history.
+    baseline, _ = _window_baseline(tmp_path, a, np.array([1.0, 0.0]))
+    assert baseline.tolist() == [0.0, 0.0]

@@ -1,0 +1,139 @@
+"""Test helpers shared by the serving, deployment and monitoring tests: a small trained model and a real
+predictor process on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A LightGBM pipeline trained by ``ml`` on small synthetic data, exported with serving metadata."""
+
+    path: Path
+    pipeline: object
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    X_fresh: np.ndarray  # the same population, other customers: unseen, reference-like traffic
+    version: str
+
+
+def train_small_model(folder: Path, rows: int = 20_000, seed: int = 7, version: int = 1) -> TrainedModel:
+    from ml import export
+    from ml.job import prepare
+    from ml.settings import TrainSettings
+    from ml.synthetic import SyntheticSpec, generate_transactions
+    from ml.train import MODEL_SPECS
+
+    settings = TrainSettings(rows=rows, seed=seed)
+    prepared = prepare(generate_transactions(SyntheticSpec(rows=rows, seed=seed)), "forward", settings)
+    X_train, y_train = prepared.train
+    X_test, y_test = prepared.test
+    pipeline = MODEL_SPECS["lightgbm"].build(seed).fit(X_train, y_train)
+    model = export.to_onnx(pipeline)
+    export.check_parity(pipeline, model, X_test)
+    scores = pipeline.predict_proba(X_test)[:, 1]
+    export.attach_metadata(
+        model,
+        export.serving_metadata(
+            model_name="credit-risk", model_version=version, model_type="lightgbm", target_mode="forward",
+            data_digest="test", threshold=0.5, risk_bands={"low_below": 0.3, "high_above": 0.6},
+            metrics={"heldout_roc_auc": 0.0}, scores=scores, X_reference=np.vstack([X_train, X_test]),
+        ),
+    )  # fmt: skip
+    path = export.save(model, folder / f"credit-risk-v{version}.onnx")
+    fresh = prepare(generate_transactions(SyntheticSpec(rows=rows, seed=seed + 94)), "forward", settings).X
+    return TrainedModel(path, pipeline, X_train, y_train, X_test, y_test, fresh, str(version))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def http(method: str, url: str, body: bytes | dict | list | None = None, headers: dict | None = None,
+         timeout: float = 30) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    """One HTTP request; returns status, headers and body whatever the status."""
+    data = json.dumps(body).encode() if isinstance(body, dict | list) else body
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if isinstance(body, dict | list):
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@contextmanager
+def running_server(*args: str, env: dict[str, str] | None = None, workdir: Path | None = None,
+                   ready_timeout: float = 90) -> Iterator[Server]:  # fmt: skip
+    """``python -m serving ARGS --http-port P`` until the block ends (then SIGTERM, then kill)."""
+    port = free_port()
+    log = Path(workdir or "/tmp") / f"serving-{port}.log"
+    inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    environment = {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "serving", *args, "--http-port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env=environment, cwd=workdir, start_new_session=True,
+        )  # fmt: skip
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with {process.returncode}:\n{server.logs()[-4000:]}")
+            try:
+                if http("GET", server.url + "/v2/health/ready", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the server was not ready after {ready_timeout}s:\n{server.logs()[-4000:]}"
+                )
+            time.sleep(0.2)
+        yield server
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> int:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode
