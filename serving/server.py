@@ -23,9 +23,9 @@ from http import HTTPStatus
 from typing import Any
 
 import kserve.model_server as kserve_model_server
+import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from kserve import ModelServer
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
@@ -56,6 +56,8 @@ class CreditRiskRESTServer(RESTServer):
     def _add_middlewares(self, app: FastAPI) -> None:
         # kserve's own middleware only logs timings; the metrics middleware measures the same and more.
         model = self._credit_risk_model()
+        # One log line per request costs as much as scoring a row; the metrics count every request anyway.
+        logging.getLogger("uvicorn.access").disabled = not model.settings.access_log
         app.add_middleware(BodyLimitMiddleware, limit=model.settings.max_request_bytes)
         app.add_middleware(RequestMetricsMiddleware, metrics=lambda: model.metrics, default_model=model.name)
 
@@ -155,13 +157,13 @@ def register_endpoints(app: FastAPI, model: CreditRiskModel, v2: V2Endpoints) ->
         check(model_name, model_version)
         return await v2.infer(raw_request, raw_response, model_name, request_body)
 
-    async def predict(request: Request) -> ORJSONResponse:
+    async def predict(request: Request) -> Response:
         if not model.ready:
             raise ModelNotReady(model.name)
         rows, single = legacy.decode(
             await request.body(), model.card.feature_names, model.settings.max_batch_rows
         )
-        return ORJSONResponse(legacy.encode(model.score(rows), model.version, single))
+        return _json(legacy.encode(model.score(rows), model.version, single))
 
     async def health() -> dict[str, Any]:
         return {
@@ -192,15 +194,19 @@ def register_endpoints(app: FastAPI, model: CreditRiskModel, v2: V2Endpoints) ->
 _CLIENT_STATUS = {InvalidInput: HTTPStatus.BAD_REQUEST, ModelNotFound: HTTPStatus.NOT_FOUND}
 
 
-async def _client_error_handler(request: Request, exc: Exception) -> ORJSONResponse:
+def _json(content: object, status: int = 200) -> Response:
+    return Response(content=orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+async def _client_error_handler(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status", None) or next(
         s for cls, s in _CLIENT_STATUS.items() if isinstance(exc, cls)
     )
     log.info("%d %s %s: %s", status, request.method, request.url.path, exc)
-    return ORJSONResponse(status_code=status, content={"error": str(exc)})
+    return _json({"error": str(exc)}, status)
 
 
-async def _invalid_body_handler(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+async def _invalid_body_handler(request: Request, exc: RequestValidationError) -> Response:
     """FastAPI's body validation (malformed JSON, a V2 body missing fields) as a V2 400 error."""
     errors = list(exc.errors())
     # The V2 body is declared "InferenceRequest or raw bytes": the bytes alternative's complaint is noise.
@@ -216,7 +222,7 @@ async def _invalid_body_handler(request: Request, exc: RequestValidationError) -
             problems.append(f"{'.'.join(loc) or 'body'}: {error.get('msg')}")
     message = "invalid inference request: " + "; ".join(problems)
     log.info("400 %s %s: %s", request.method, request.url.path, message)
-    return ORJSONResponse(status_code=HTTPStatus.BAD_REQUEST, content={"error": message})
+    return _json({"error": message}, HTTPStatus.BAD_REQUEST)
 
 
 # -------------------------------------------------------------------------------------------------- body limit
@@ -236,6 +242,9 @@ class BodyLimitMiddleware:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > self.limit:
+                # Read (and drop) what the client is sending, so it sees the 413 rather than a reset
+                # connection; a client that keeps sending far past the limit is cut off.
+                await _drain(receive, 4 * self.limit)
                 await _reject(send, self.limit)
                 return
             await self.app(scope, receive, send)
@@ -266,9 +275,20 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
+async def _drain(receive: Any, cap: int) -> None:
+    seen = 0
+    while seen <= cap:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 async def _reject(send: Any, limit: int) -> None:
     error = PayloadTooLarge(f"the request body exceeds the limit of {limit:,} bytes: send smaller batches")
-    body = ORJSONResponse(content={"error": str(error)}).body
+    body = orjson.dumps({"error": str(error)})
     await send(
         {
             "type": "http.response.start",

@@ -39,3 +39,6 @@ class ServingSettings(BaseSettings):
     grace_period_seconds: int = Field(
         30, ge=1, description="time in-flight requests get to finish on SIGTERM"
     )
+    access_log: bool = Field(
+        False, description="log one line per request (the request metrics count every request anyway)"
+    )

@@ -416,3 +416,19 @@ def test_score_drift_stays_low_for_reference_like_traffic_and_rises_for_a_shift(
             phase1, "credit_risk_predictions_total", risk_level="high"
         )
         assert high / 600 > _sum(phase1, "credit_risk_predictions_total", risk_level="high") / 1_500
+
+
+def test_a_chunked_body_over_the_limit_gets_413(server: Server) -> None:
+    from http.client import HTTPConnection
+    from urllib.parse import urlparse
+
+    target = urlparse(server.url)
+    connection = HTTPConnection(target.hostname, target.port, timeout=30)
+    chunks = (b"1.0, " * 20_000 for _ in range(MAX_BYTES // 100_000 + 2))
+    connection.request(
+        "POST", "/predict", body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True
+    )
+    response = connection.getresponse()
+    assert response.status == 413 and "exceeds the limit" in json.loads(response.read())["error"]
+    connection.close()
+    assert http("GET", server.url + "/v2/health/live")[0] == 200
