@@ -39,11 +39,11 @@ class Train(TrainSettings):
         summary = run(TrainSettings(**self.model_dump()))
         print(json.dumps(summary), flush=True)
         log.info("model card: %s", summary["report"])
+        log.info("serve it: python -m serving --model-uri %s --http-port 8080", summary["onnx_path"])
         log.info(
-            'score it: python -c "import numpy as np, onnxruntime as ort; '
-            "s = ort.InferenceSession('%s'); print(s.run(None, {'features': np.zeros((1, 26), np.float32)}))\"",
-            summary["onnx_path"],
-        )
+            "or from the registry: MLFLOW_TRACKING_URI=%s python -m serving --model-uri models:/%s@%s",
+            summary["tracking_uri"], summary["registered_model"], self.alias,
+        )  # fmt: skip
 
 
 class Main(BaseSettings):
