@@ -369,5 +369,7 @@ class RequestMetricsMiddleware:
             if metrics is not None:
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
                 model = scope.get("path_params", {}).get("model_name", self.default_model)
+                if model != self.default_model:  # a name from the URL: never a new label value per client typo
+                    model = "unknown"
                 metrics.requests.labels(route, model, str(status[0])).inc()
                 metrics.latency.labels(route, model).observe(time.perf_counter() - started)

@@ -304,11 +304,23 @@ def test_metrics_are_aggregated_across_workers(trained: TrainedModel, tmp_path: 
             assert _infer(fresh, {"features": ROW}, path="/predict")[0] == 200
         assert _infer(fresh, _features_body(trained.X_test[:100]))[0] == 200
         assert _infer(fresh, {"features": ROW[:3]}, path="/predict")[0] == 400
+        for name in ("nope-1", "nope-2"):
+            assert (
+                _infer(fresh, _features_body(trained.X_test[:1]), path=f"/v2/models/{name}/infer")[0] == 404
+            )
         scrapes = [metrics(fresh) for _ in range(6)]  # whichever worker answers, the totals are the same
         for samples in scrapes:
             assert _sum(samples, "credit_risk_requests_total", route="/predict", status_code="200") == 40
             assert _sum(samples, "credit_risk_requests_total", route="/predict", status_code="400") == 1
-            assert _sum(samples, "credit_risk_requests_total", route="/v2/models/{model_name}/infer") == 1
+            assert (
+                _sum(
+                    samples,
+                    "credit_risk_requests_total",
+                    route="/v2/models/{model_name}/infer",
+                    status_code="200",
+                )
+                == 1
+            )
             assert _sum(samples, "credit_risk_score_count") == 140
             assert _sum(samples, "credit_risk_request_rows_count") == 41
             assert _sum(samples, "credit_risk_request_rows_sum") == 140
@@ -321,6 +333,9 @@ def test_metrics_are_aggregated_across_workers(trained: TrainedModel, tmp_path: 
             assert _sum(samples, "credit_risk_request_duration_seconds_count", route="/predict") == 41
             assert _sum(samples, "credit_risk_model_info", model_version="1") == 1
             assert _sum(samples, "credit_risk_drift_window_rows") == 140
+            # Model names typed into URLs share one label value: clients cannot grow the series count.
+            assert _sum(samples, "credit_risk_requests_total", model_name="unknown", status_code="404") == 2
+            assert not [ls for (n, ls) in samples if ("model_name", "nope-1") in ls]
         assert len({_sum(s, "credit_risk_score_psi") for s in scrapes}) == 1  # both workers agree
         buckets = sorted(
             (float(dict(ls)["le"]), v) for (n, ls), v in scrapes[0].items() if n == "credit_risk_request_duration_seconds_bucket"
