@@ -1,0 +1,701 @@
+"""Write the promtool unit tests of ``credit-risk-rules.yml`` (``availability.yml``, ``requests.yml``,
+``drift.yml`` next to this file).
+
+    python monitoring/prometheus/tests/generate.py           # rewrite the three files
+    python monitoring/prometheus/tests/generate.py --check   # exit 1 if a committed file differs
+    promtool test rules monitoring/prometheus/tests/*.yml
+
+Why generated: the drift scenarios need hundreds of bin counters (10 score bins and feature bins per pod,
+several namespaces), and their expected PSI values are computed here independently of PromQL, with numpy
+— the same formula as the predictor (``serving.metrics.psi``). Expected annotations are rendered from the
+rule file's templates (the few template forms it uses), so a wording change regenerates the tests while
+the values and labels still come from the scenarios below.
+
+Every series carries the labels a Kubernetes scrape gives (``job``, ``namespace``, ``pod``, ``instance``)
+plus the predictor's own, with two pods per namespace where it matters, so each alert is proven to fire
+on the right series and to stay quiet on the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+HERE = Path(__file__).resolve().parent
+RULES = HERE.parent / "credit-risk-rules.yml"
+MODEL = "credit-risk"
+JOB = "credit-risk-predictor"
+FLOOR = 1e-4
+
+# Training reference of the score bins (upper edges 0.1 … 0.9, +Inf), like a real model's held-out scores.
+SCORE_BINS = ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "+Inf"]
+REFERENCE = np.array([0.540, 0.066, 0.064, 0.070, 0.063, 0.048, 0.041, 0.039, 0.041, 0.028])
+# A riskier population (major shift) and a moderate shift that keeps the decision mix.
+SHIFTED = np.array([0.20, 0.05, 0.05, 0.06, 0.07, 0.08, 0.10, 0.12, 0.14, 0.13])
+MODERATE = np.array([0.36, 0.15, 0.14, 0.08, 0.07, 0.05, 0.045, 0.04, 0.04, 0.025])
+DECISIONS = {
+    "approve": ("low", slice(0, 3)),
+    "review": ("medium", slice(3, 6)),
+    "reject": ("high", slice(6, 10)),
+}
+# Features: bins (upper edges) and reference shares; live shares per phase below.
+FEATURES = {
+    "Amount": (["-16.75", "250.0", "1000.0", "+Inf"], np.array([0.25, 0.25, 0.25, 0.25])),
+    "CountryCode": (["+Inf"], np.array([1.0])),
+    "transaction_year": (["2018.0", "+Inf"], np.array([0.5, 0.5])),
+}
+FEATURE_SHIFT = {
+    "Amount": np.array([0.70, 0.20, 0.05, 0.05]),
+    "CountryCode": np.array([1.0]),
+    "transaction_year": np.array([0.0, 1.0]),  # a new year: calendar features drift by construction
+}
+MINUTES = 130
+SHIFT_AT = 60  # minute the prod population changes
+
+
+def psi(live: np.ndarray, reference: np.ndarray) -> float:
+    live = np.maximum(live / live.sum(), FLOOR)
+    ref = np.maximum(reference, FLOOR)
+    return float(np.sum((live - ref) * np.log(live / ref)))
+
+
+# ------------------------------------------------------------------------------------------------ series
+
+
+def labels(namespace: str, pod: str, **extra: str) -> str:
+    ip = 10 + sum(map(ord, pod)) % 200
+    base = {
+        "job": JOB,
+        "namespace": namespace,
+        "pod": pod,
+        "instance": f"10.1.0.{ip}:8080",
+        "model_name": MODEL,
+    }
+    return ",".join(f'{k}="{v}"' for k, v in {**base, **extra}.items())
+
+
+def counter(phases: list[tuple[int, float]]) -> str:
+    """Values of a counter growing ``slope`` per minute during each (minutes, slope) phase, from 0."""
+    parts, value = [], 0.0
+    for i, (minutes, slope) in enumerate(phases):
+        start = value if i == 0 else value + slope
+        count = minutes if i == 0 else minutes - 1
+        parts.append(f"{_num(start)}+{_num(slope)}x{count}")
+        value = start + slope * count
+    return " ".join(parts)
+
+
+def _num(x: float) -> str:
+    return f"{round(x, 6):g}"
+
+
+@dataclass
+class Pod:
+    namespace: str
+    name: str
+    rows: float  # rows scored per minute
+    score: list[tuple[int, np.ndarray]]  # (minutes, shares over SCORE_BINS)
+    features: list[tuple[int, dict[str, np.ndarray]]] = field(default_factory=list)
+
+    def series(self) -> list[dict]:
+        out = []
+        for i, b in enumerate(SCORE_BINS):
+            out.append(
+                self._counter(
+                    "credit_risk_score_bin_total", [(m, s[i] * self.rows) for m, s in self.score], bin=b
+                )
+            )
+            out.append({"series": f"credit_risk_score_reference_ratio{{{labels(self.namespace, self.name, bin=b)}}}",
+                        "values": f"{_num(REFERENCE[i])}x{MINUTES}"})  # fmt: skip
+        for decision, (level, bins) in DECISIONS.items():
+            out.append(self._counter("credit_risk_predictions_total",
+                                     [(m, s[bins].sum() * self.rows) for m, s in self.score],
+                                     risk_level=level, decision=decision))  # fmt: skip
+        for feature, (bins, reference) in FEATURES.items():
+            phases = self.features or [(m, {}) for m, _ in self.score]
+            for i, b in enumerate(bins):
+                shares = [(m, shift.get(feature, reference)[i] * self.rows) for m, shift in phases]
+                out.append(self._counter("credit_risk_feature_bin_total", shares, feature=feature, bin=b))
+                out.append({"series": "credit_risk_feature_reference_ratio"
+                            f"{{{labels(self.namespace, self.name, feature=feature, bin=b)}}}",
+                            "values": f"{_num(reference[i])}x{MINUTES}"})  # fmt: skip
+        return out
+
+    def _counter(self, name: str, phases: list[tuple[int, float]], **extra: str) -> dict:
+        return {
+            "series": f"{name}{{{labels(self.namespace, self.name, **extra)}}}",
+            "values": counter(phases),
+        }
+
+
+# ------------------------------------------------------------------------------------------------ annotations
+
+
+def rule_annotations() -> dict[str, dict[str, str]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return {r["alert"]: r.get("annotations", {}) for g in groups for r in g["rules"] if "alert" in r}
+
+
+def humanize_duration(v: float) -> str:
+    if v >= 1:
+        parts, seconds = [], v
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds >= size:
+                parts.append(f"{int(seconds // size)}{unit}")
+                seconds -= size * int(seconds // size)
+        return "".join(parts) + (f"{seconds:.4g}s" if seconds or not parts else "")
+    for unit, scale in (("ms", 1e3), ("us", 1e6), ("ns", 1e9)):
+        if v * scale >= 1:
+            return f"{v * scale:.4g}{unit}"
+    return f"{v:.4g}s"
+
+
+def render(template: str, labels: dict[str, str], value: float) -> str:
+    """The template forms the rule file uses: $labels.x, $value and three $value formatters."""
+
+    def one(match: re.Match[str]) -> str:
+        expr = match.group(1).strip()
+        if expr.startswith("$labels."):
+            return labels.get(expr.removeprefix("$labels."), "")
+        if expr == "$value":
+            return f"{value:g}" if value != int(value) else str(int(value))
+        if expr == "$value | humanizePercentage":
+            return f"{value * 100:.4g}%"
+        if expr == "$value | humanizeDuration":
+            return humanize_duration(value)
+        if expr == '$value | printf "%.2f"':
+            return f"{value:.2f}"
+        raise ValueError(f"template form not supported here: {expr}")
+
+    return re.sub(r"\{\{(.*?)\}\}", one, template)
+
+
+ANNOTATIONS = rule_annotations()
+
+
+def alert(name: str, severity: str, value: float, **labels: str) -> dict:
+    all_labels = {"severity": severity, **labels}
+    rendered = {k: render(v, {**all_labels, "alertname": name}, value) for k, v in ANNOTATIONS[name].items()}
+    return {"exp_labels": all_labels, "exp_annotations": rendered}
+
+
+def test_file(groups: list[dict], about: str) -> str:
+    document = {"rule_files": ["../credit-risk-rules.yml"], "evaluation_interval": "1m", "tests": groups}
+    header = f"# Generated by monitoring/prometheus/tests/generate.py: do not edit by hand.\n# {about}\n"
+    return header + yaml.safe_dump(document, sort_keys=False, width=200, allow_unicode=True)
+
+
+# ------------------------------------------------------------------------------------------------ drift
+
+
+def drift() -> str:
+    prod = [
+        Pod("bank-prod", "credit-risk-predictor-7c9d5-a", 200, [(SHIFT_AT, REFERENCE), (MINUTES - SHIFT_AT + 1, SHIFTED)],
+            [(SHIFT_AT, {}), (MINUTES - SHIFT_AT + 1, FEATURE_SHIFT)]),
+        Pod("bank-prod", "credit-risk-predictor-7c9d5-b", 100, [(SHIFT_AT, REFERENCE), (MINUTES - SHIFT_AT + 1, SHIFTED)],
+            [(SHIFT_AT, {}), (MINUTES - SHIFT_AT + 1, FEATURE_SHIFT)]),
+    ]  # fmt: skip
+    staging = [  # a moderate shift all along: warning only
+        Pod("bank-staging", "credit-risk-predictor-55f8b-a", 60, [(MINUTES + 1, MODERATE)]),
+        Pod("bank-staging", "credit-risk-predictor-55f8b-b", 40, [(MINUTES + 1, MODERATE)]),
+    ]
+    # Each pod alone is far from the reference, together they are exactly the reference: the rules must
+    # add the pods' counters before taking shares (averaging per-pod PSI would alert).
+    low, high = REFERENCE.copy(), REFERENCE.copy()
+    low[3:], high[:3] = 0, 0
+    split = [
+        Pod("bank-split", "credit-risk-predictor-0a1b2-a", 100 * low.sum(), [(MINUTES + 1, low / low.sum())]),
+        Pod(
+            "bank-split",
+            "credit-risk-predictor-0a1b2-b",
+            100 * high.sum(),
+            [(MINUTES + 1, high / high.sum())],
+        ),
+    ]
+    # A huge shift on 10 rows a minute: 300 rows in 30 minutes, under the 500-row guard.
+    canary = [Pod("bank-canary", "credit-risk-predictor-c4n4r-a", 10, [(MINUTES + 1, SHIFTED)],
+                  [(MINUTES + 1, FEATURE_SHIFT)])]  # fmt: skip
+    series = [s for pod in (*prod, *staging, *split, *canary) for s in pod.series()]
+
+    prod_psi = psi(SHIFTED, REFERENCE)
+    staging_psi = psi(MODERATE, REFERENCE)
+    canary_psi = psi(SHIFTED, REFERENCE)
+    split_psi = psi(REFERENCE, REFERENCE)
+    amount_psi = psi(FEATURE_SHIFT["Amount"], FEATURES["Amount"][1])
+    assert prod_psi > 0.25 and 0.1 < staging_psi < 0.25 and split_psi == 0 and amount_psi > 0.25
+    reference_share = {d: float(REFERENCE[b].sum()) for d, (_, b) in DECISIONS.items()}
+    shifted_share = {d: float(SHIFTED[b].sum()) for d, (_, b) in DECISIONS.items()}
+    moved = {d: shifted_share[d] - reference_share[d] for d in DECISIONS}
+    assert abs(moved["approve"]) > 0.15 and abs(moved["reject"]) > 0.15 and abs(moved["review"]) < 0.15
+    assert all(abs(MODERATE[b].sum() - reference_share[d]) < 0.15 for d, (_, b) in DECISIONS.items())
+
+    # Minute the prod score PSI first exceeds a threshold: the 30m window then holds (t - SHIFT_AT) / 30 of
+    # shifted rows (counters step once a minute). The alert turns active there and fires 30 minutes later.
+    def crossing(threshold: float) -> int:
+        return next(t for t in range(SHIFT_AT, SHIFT_AT + 31)
+                    if psi(REFERENCE * (SHIFT_AT + 30 - t) + SHIFTED * (t - SHIFT_AT), REFERENCE) > threshold)  # fmt: skip
+
+    critical_at, warning_at = crossing(0.25) + 30, crossing(0.1) + 30
+    assert SHIFT_AT + 30 <= warning_at < critical_at < 125  # the window is all shifted rows by then
+
+    prod_l = {"namespace": "bank-prod", "model_name": MODEL}
+    staging_l = {"namespace": "bank-staging", "model_name": MODEL}
+    late = "125m"  # 65 minutes after the shift: the 30m window holds shifted rows only, `for: 30m` elapsed
+
+    def milli(x: float) -> int:
+        return round(1000 * x)
+
+    def psi_checks(expr: str, expected: dict[str, float], **extra: str) -> dict:
+        return {
+            "expr": f"round(1000 * {expr})",
+            "eval_time": late,
+            "exp_samples": [
+                {"labels": "{" + ", ".join(f'{k}="{v}"' for k, v in {"model_name": MODEL, "namespace": ns, **extra}.items()) + "}",
+                 "value": milli(v)}
+                for ns, v in sorted(expected.items())
+            ],
+        }  # fmt: skip
+
+    group = {
+        "name": "drift: PSI in PromQL, pooled over pods, with the row guard",
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [
+            # The score PSI of each namespace equals numpy's on the designed shares.
+            psi_checks(
+                "namespace_model:credit_risk_score_psi:30m",
+                {
+                    "bank-prod": prod_psi,
+                    "bank-staging": staging_psi,
+                    "bank-split": split_psi,
+                    "bank-canary": canary_psi,
+                },
+            ),
+            psi_checks(
+                "namespace_model:credit_risk_score_psi:5m",
+                {
+                    "bank-prod": prod_psi,
+                    "bank-staging": staging_psi,
+                    "bank-split": split_psi,
+                    "bank-canary": canary_psi,
+                },
+            ),
+            psi_checks(
+                'namespace_model_feature:credit_risk_feature_psi:30m{feature="Amount"}',
+                {"bank-prod": amount_psi, "bank-staging": 0.0, "bank-split": 0.0, "bank-canary": amount_psi},
+                feature="Amount",
+            ),
+            psi_checks(
+                'namespace_model_feature:credit_risk_feature_psi:30m{feature="CountryCode"}',
+                {"bank-prod": 0.0, "bank-staging": 0.0, "bank-split": 0.0, "bank-canary": 0.0},
+                feature="CountryCode",
+            ),
+            # Before the shift the prod population matches the reference.
+            {
+                "expr": 'round(1000 * namespace_model:credit_risk_score_psi:30m{namespace="bank-prod"})',
+                "eval_time": "55m",
+                "exp_samples": [{"labels": '{model_name="credit-risk", namespace="bank-prod"}', "value": 0}],
+            },
+            # Rows in the 30m window: (200 + 100) rows/min x 30 min, summed over the two pods.
+            {
+                "expr": 'round(namespace_model:credit_risk_score_rows:increase30m{namespace="bank-prod"})',
+                "eval_time": late,
+                "exp_samples": [
+                    {"labels": '{model_name="credit-risk", namespace="bank-prod"}', "value": 9000}
+                ],
+            },
+            # Decision shares: live (shifted) and the training reference, from the score bins.
+            {
+                "expr": 'round(1000 * namespace_model_decision:credit_risk_predictions:ratio30m{namespace="bank-prod"})',
+                "eval_time": late,
+                "exp_samples": [
+                    {
+                        "labels": f'{{decision="{d}", model_name="credit-risk", namespace="bank-prod"}}',
+                        "value": milli(shifted_share[d]),
+                    }
+                    for d in DECISIONS
+                ],
+            },
+            {
+                "expr": 'round(1000 * namespace_model_decision:credit_risk_reference:ratio{namespace="bank-prod"})',
+                "eval_time": late,
+                "exp_samples": [
+                    {
+                        "labels": f'{{decision="{d}", model_name="credit-risk", namespace="bank-prod"}}',
+                        "value": milli(reference_share[d]),
+                    }
+                    for d in DECISIONS
+                ],
+            },
+        ],  # fmt: skip
+        "alert_rule_test": [
+            # Staging's moderate shift is there from the start, but not yet for 30 minutes.
+            {"eval_time": "5m", "alertname": "CreditRiskScoreDriftWarning", "exp_alerts": []},
+            # Before the shift: only staging's moderate shift (present from the start) alerts.
+            {"eval_time": "55m", "alertname": "CreditRiskScoreDriftCritical", "exp_alerts": []},
+            {
+                "eval_time": "55m",
+                "alertname": "CreditRiskScoreDriftWarning",
+                "exp_alerts": [alert("CreditRiskScoreDriftWarning", "warning", staging_psi, **staging_l)],
+            },
+            {"eval_time": "55m", "alertname": "CreditRiskFeatureDrift", "exp_alerts": []},
+            {"eval_time": "55m", "alertname": "CreditRiskDecisionMixShift", "exp_alerts": []},
+            # `for: 30m`: one minute before PSI has been above the threshold for 30 minutes, still pending...
+            {
+                "eval_time": f"{critical_at - 1}m",
+                "alertname": "CreditRiskScoreDriftCritical",
+                "exp_alerts": [],
+            },
+            {
+                "eval_time": f"{warning_at - 1}m",
+                "alertname": "CreditRiskScoreDriftWarning",
+                "exp_alerts": [alert("CreditRiskScoreDriftWarning", "warning", staging_psi, **staging_l)],
+            },
+            # ... and firing a minute later. (Not "on the minute": rule groups are evaluated in no fixed order,
+            # so the alert may read the PSI recorded one evaluation earlier.)
+            {
+                "eval_time": f"{critical_at + 1}m",
+                "alertname": "CreditRiskScoreDriftCritical",
+                "exp_alerts": [alert("CreditRiskScoreDriftCritical", "critical", prod_psi, **prod_l)],
+            },
+            # After: prod fires; staging (moderate), split (pooled = reference) and canary (few rows) stay quiet.
+            {
+                "eval_time": late,
+                "alertname": "CreditRiskScoreDriftCritical",
+                "exp_alerts": [alert("CreditRiskScoreDriftCritical", "critical", prod_psi, **prod_l)],
+            },
+            {
+                "eval_time": late,
+                "alertname": "CreditRiskScoreDriftWarning",
+                "exp_alerts": [
+                    alert("CreditRiskScoreDriftWarning", "warning", prod_psi, **prod_l),
+                    alert("CreditRiskScoreDriftWarning", "warning", staging_psi, **staging_l),
+                ],
+            },
+            # Amount fires; CountryCode is stable; transaction_year drifts but calendar features never alert.
+            {
+                "eval_time": late,
+                "alertname": "CreditRiskFeatureDrift",
+                "exp_alerts": [
+                    alert("CreditRiskFeatureDrift", "warning", amount_psi, feature="Amount", **prod_l)
+                ],
+            },
+            {
+                "eval_time": late,
+                "alertname": "CreditRiskDecisionMixShift",
+                "exp_alerts": [
+                    alert("CreditRiskDecisionMixShift", "warning", abs(moved[d]), decision=d, **prod_l)
+                    for d in ("approve", "reject")
+                ],
+            },
+        ],  # fmt: skip
+    }
+    return test_file(
+        [group], "Drift and decision-mix rules and alerts; expected PSI values computed with numpy."
+    )
+
+
+# ------------------------------------------------------------------------------------------------ requests
+
+SCORING = "/v2/models/{model_name}/infer"
+LE = ["0.01", "0.1", "0.5", "1.0", "+Inf"]
+
+
+def requests() -> str:
+    series: list[dict] = []
+
+    def requests_of(ns: str, pod: str, route: str, status: str, phases: list[tuple[int, float]]) -> None:
+        series.append({"series": f"credit_risk_requests_total{{{labels(ns, pod, route=route, status_code=status)}}}",
+                       "values": counter(phases)})  # fmt: skip
+
+    def latency_of(ns: str, pod: str, route: str, per_minute: int, cumulative_shares: list[float]) -> None:
+        for le, share in zip(LE, cumulative_shares, strict=True):
+            series.append({"series": "credit_risk_request_duration_seconds_bucket"
+                           f"{{{labels(ns, pod, route=route, le=le)}}}",
+                           "values": counter([(61, per_minute * share)])})  # fmt: skip
+
+    prod = ["credit-risk-predictor-7c9d5-a", "credit-risk-predictor-7c9d5-b"]
+    staging = ["credit-risk-predictor-55f8b-a", "credit-risk-predictor-55f8b-b"]
+    quiet = "credit-risk-predictor-9e8d7-a"
+    for pod in prod:
+        # 600 good requests a minute on each pod (V2 and /predict); 5xx on pod a only, from minute 20.
+        requests_of("bank-prod", pod, SCORING, "200", [(61, 500)])
+        requests_of("bank-prod", pod, "/predict", "200", [(61, 100)])
+        # Probes and scrapes fail a lot during a slow start: not scoring traffic, never counted.
+        requests_of("bank-prod", pod, "/v2/health/ready", "503", [(61, 60)])
+        latency_of("bank-prod", pod, SCORING, 600, [1, 1, 1, 1, 1])  # everything under 10 ms
+        latency_of("bank-prod", pod, "/metrics", 60, [0, 0, 0, 0, 1])  # slow scrapes, not scoring latency
+    requests_of("bank-prod", prod[0], SCORING, "500", [(21, 0), (40, 30)])  # 30 of 1230 a minute: 2.4%
+    for pod in staging:
+        # 0.2% 5xx (under 1%), 10% 4xx (client errors), 5% of requests slower than 1 s (p99 > 0.5 s).
+        requests_of("bank-staging", pod, SCORING, "200", [(61, 179.6)])
+        requests_of("bank-staging", pod, SCORING, "503", [(61, 0.4)])
+        requests_of("bank-staging", pod, SCORING, "400", [(61, 20)])
+        latency_of("bank-staging", pod, SCORING, 200, [0.9, 0.93, 0.95, 0.95, 1])
+    # Low traffic with a failure every 4 minutes: the ratio is ~11%, but 1 or 2 failures in 5 minutes are
+    # not an incident (the alert needs 5).
+    requests_of("bank-quiet", quiet, "/predict", "200", [(61, 2)])
+    series.append({"series": f"credit_risk_requests_total{{{labels('bank-quiet', quiet, route='/predict', status_code='500')}}}",
+                   "values": " ".join(str(m // 4) for m in range(61))})  # fmt: skip
+
+    prod_l = {"namespace": "bank-prod", "model_name": MODEL}
+    staging_l = {"namespace": "bank-staging", "model_name": MODEL}
+    prod_ratio = 30 / (2 * 600 + 30)
+    group = {
+        "name": "requests: error ratios, latency; probes and scrapes excluded",
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [
+            {
+                "expr": 'round(10000 * namespace_model:credit_risk_scoring_errors:ratio_rate5m{namespace!="bank-quiet"})',
+                "eval_time": "40m",
+                "exp_samples": [
+                    {
+                        "labels": '{model_name="credit-risk", namespace="bank-prod"}',
+                        "value": round(10000 * prod_ratio),
+                    },
+                    {"labels": '{model_name="credit-risk", namespace="bank-staging"}', "value": 20},
+                ],
+            },
+            # bank-quiet: far above 1% (see the alert test at 40m: quiet all the same).
+            {
+                "expr": 'namespace_model:credit_risk_scoring_errors:ratio_rate5m{namespace="bank-quiet"} > bool 0.05',
+                "eval_time": "40m",
+                "exp_samples": [{"labels": '{model_name="credit-risk", namespace="bank-quiet"}', "value": 1}],
+            },
+            # 0 rather than no data when there are requests and no 5xx at all.
+            {
+                "expr": 'namespace_model:credit_risk_scoring_errors:ratio_rate5m{namespace="bank-prod"}',
+                "eval_time": "10m",
+                "exp_samples": [
+                    {
+                        "labels": '{__name__="namespace_model:credit_risk_scoring_errors:ratio_rate5m", '
+                        'model_name="credit-risk", namespace="bank-prod"}',
+                        "value": 0,
+                    }
+                ],
+            },
+            {
+                "expr": "round(1000 * namespace_model:credit_risk_scoring_client_errors:ratio_rate5m)",
+                "eval_time": "40m",
+                "exp_samples": [
+                    {"labels": '{model_name="credit-risk", namespace="bank-prod"}', "value": 0},
+                    {"labels": '{model_name="credit-risk", namespace="bank-quiet"}', "value": 0},
+                    {"labels": '{model_name="credit-risk", namespace="bank-staging"}', "value": 100},
+                ],
+            },
+            # By status, scoring routes only: the probes' 503s are not here.
+            {
+                "expr": 'round(10 * namespace_model_status:credit_risk_scoring_requests:rate5m{namespace="bank-prod"})',
+                "eval_time": "40m",
+                "exp_samples": [
+                    {
+                        "labels": '{model_name="credit-risk", namespace="bank-prod", status_code="200"}',
+                        "value": 200,
+                    },
+                    {
+                        "labels": '{model_name="credit-risk", namespace="bank-prod", status_code="500"}',
+                        "value": 5,
+                    },
+                ],
+            },
+            # Requests per second on scoring routes only: (500 + 100) x 2 pods + 30 errors per minute.
+            {
+                "expr": 'round(10 * namespace_model:credit_risk_scoring_requests:rate5m{namespace="bank-prod"})',
+                "eval_time": "40m",
+                "exp_samples": [
+                    {"labels": '{model_name="credit-risk", namespace="bank-prod"}', "value": 205}
+                ],
+            },
+            # p99 in ms: prod's scoring requests all take < 10 ms (its slow /metrics scrapes do not count).
+            {
+                "expr": 'round(1000 * namespace_model:credit_risk_scoring_duration_seconds:histogram_quantile_rate5m{quantile="0.99"})',
+                "eval_time": "40m",
+                "exp_samples": [
+                    {
+                        "labels": '{model_name="credit-risk", namespace="bank-prod", quantile="0.99"}',
+                        "value": 10,
+                    },
+                    {
+                        "labels": '{model_name="credit-risk", namespace="bank-staging", quantile="0.99"}',
+                        "value": 1000,
+                    },
+                ],
+            },
+        ],  # fmt: skip
+        "alert_rule_test": [
+            {"eval_time": "15m", "alertname": "CreditRiskHighErrorRatio", "exp_alerts": []},
+            # Errors start at minute 20; `for: 5m`: pending at 24m, firing from ~26m.
+            {"eval_time": "27m", "alertname": "CreditRiskHighErrorRatio", "exp_alerts": []},
+            {
+                "eval_time": "40m",
+                "alertname": "CreditRiskHighErrorRatio",
+                "exp_alerts": [alert("CreditRiskHighErrorRatio", "critical", prod_ratio, **prod_l)],
+            },
+            {
+                "eval_time": "40m",
+                "alertname": "CreditRiskClientErrorRatio",
+                "exp_alerts": [alert("CreditRiskClientErrorRatio", "info", 0.1, **staging_l)],
+            },
+            {"eval_time": "10m", "alertname": "CreditRiskClientErrorRatio", "exp_alerts": []},
+            {
+                "eval_time": "40m",
+                "alertname": "CreditRiskHighLatency",
+                "exp_alerts": [alert("CreditRiskHighLatency", "warning", 1.0, quantile="0.99", **staging_l)],
+            },
+            {"eval_time": "8m", "alertname": "CreditRiskHighLatency", "exp_alerts": []},
+        ],  # fmt: skip
+    }
+    return test_file(
+        [group], "Request rules and alerts: 5xx and 4xx ratios, p99 latency, with two pods per namespace."
+    )
+
+
+# ------------------------------------------------------------------------------------------------ availability
+
+
+def availability() -> str:
+    a, b = "credit-risk-predictor-7c9d5-a", "credit-risk-predictor-7c9d5-b"
+
+    def info(ns: str, pod: str, version: str, values: str) -> dict:
+        extra = {
+            "model_version": version,
+            "model_type": "lightgbm",
+            "target_mode": "forward",
+            "data_digest": "3f2a9c",
+        }
+        return {"series": f"credit_risk_model_info{{{labels(ns, pod, **extra)}}}", "values": values}
+
+    def up(ns: str, pod: str, values: str, job: str = JOB) -> dict:
+        inst = labels(ns, pod).replace(f'job="{JOB}"', f'job="{job}"').replace(f',model_name="{MODEL}"', "")
+        return {"series": f"up{{{inst}}}", "values": values}
+
+    def predictions(ns: str, pod: str, values: str) -> dict:
+        return {"series": f"credit_risk_predictions_total{{{labels(ns, pod, risk_level='low', decision='approve')}}}",
+                "values": values}  # fmt: skip
+
+    prod_l = {"namespace": "bank-prod", "model_name": MODEL}
+    down = {
+        "job": JOB,
+        "namespace": "bank-prod",
+        "pod": b,
+        "instance": labels("bank-prod", b).split('instance="')[1].split('"')[0],
+    }
+    serving = {
+        "name": "serving: a pod goes down, versions skew, traffic stops",
+        "interval": "1m",
+        "input_series": [
+            # prod: pod b stops answering scrapes at minute 10 (its series go stale); pod a keeps serving.
+            up("bank-prod", a, "1x70"),
+            up("bank-prod", b, "1x10 0x60"),
+            info("bank-prod", a, "3", "1x70"),
+            info("bank-prod", b, "3", "1x10 _x60"),
+            predictions("bank-prod", a, "0+100x20 2000x50"),  # traffic stops at minute 20
+            # Another team's exporter is down too: not a credit-risk target, never alerts here.
+            up("bank-prod", "node-exporter-x1", "0x70", job="node-exporter"),
+            # staging: a rollout stuck half-way (versions 3 and 4), traffic all along.
+            up("bank-staging", a, "1x70"),
+            up("bank-staging", b, "1x70"),
+            info("bank-staging", a, "3", "1x70"),
+            info("bank-staging", b, "4", "1x70"),
+            predictions("bank-staging", a, "0+10x70"),
+            predictions("bank-staging", b, "0+10x70"),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "9m", "alertname": "CreditRiskPredictorDown", "exp_alerts": []},
+            {
+                "eval_time": "15m",
+                "alertname": "CreditRiskPredictorDown",
+                "exp_alerts": [],
+            },  # pending (for: 5m)
+            {
+                "eval_time": "20m",
+                "alertname": "CreditRiskPredictorDown",
+                "exp_alerts": [alert("CreditRiskPredictorDown", "critical", 0, **down)],
+            },
+            {"eval_time": "60m", "alertname": "CreditRiskModelAbsent", "exp_alerts": []},
+            {"eval_time": "29m", "alertname": "CreditRiskModelVersionSkew", "exp_alerts": []},
+            {
+                "eval_time": "30m",
+                "alertname": "CreditRiskModelVersionSkew",
+                "exp_alerts": [
+                    alert(
+                        "CreditRiskModelVersionSkew", "warning", 2, namespace="bank-staging", model_name=MODEL
+                    )
+                ],
+            },
+            # prod: last scored row at minute 20; the 15m window is empty from 35m, + `for: 15m` = 50m.
+            {"eval_time": "49m", "alertname": "CreditRiskNoTraffic", "exp_alerts": []},
+            {
+                "eval_time": "50m",
+                "alertname": "CreditRiskNoTraffic",
+                "exp_alerts": [alert("CreditRiskNoTraffic", "warning", 1, **prod_l)],
+            },
+        ],  # fmt: skip
+    }
+    absent = {
+        "name": "absent: no predictor anywhere",
+        "interval": "1m",
+        "input_series": [
+            info("bank-prod", a, "3", "1x5 _x30"),  # the last predictor disappears at minute 5
+            up("bank-prod", "node-exporter-x1", "1x35", job="node-exporter"),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "4m", "alertname": "CreditRiskModelAbsent", "exp_alerts": []},
+            {
+                "eval_time": "12m",
+                "alertname": "CreditRiskModelAbsent",
+                "exp_alerts": [],
+            },  # stale after 5m, pending
+            {
+                "eval_time": "25m",
+                "alertname": "CreditRiskModelAbsent",
+                "exp_alerts": [alert("CreditRiskModelAbsent", "critical", 1)],
+            },
+        ],
+    }
+    return test_file(
+        [serving, absent], "Availability alerts: predictor down, model absent, version skew, no traffic."
+    )
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+FILES = {"drift.yml": drift, "requests.yml": requests, "availability.yml": availability}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check", action="store_true", help="compare with the committed files, write nothing"
+    )
+    args = parser.parse_args(argv)
+    stale = []
+    for name, make in FILES.items():
+        path, text = HERE / name, make()
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print("out of date (run python monitoring/prometheus/tests/generate.py): " + ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    assert (
+        math.isclose(REFERENCE.sum(), 1)
+        and math.isclose(SHIFTED.sum(), 1)
+        and math.isclose(MODERATE.sum(), 1)
+    )
+    sys.exit(main())

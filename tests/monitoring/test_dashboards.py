@@ -1,0 +1,127 @@
+"""The Grafana dashboard JSON: generated from ``monitoring/grafana/generate.py`` (the committed JSON must
+equal the generator's output), and the panels, variables and queries the dashboard must have."""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import combinations
+
+import pytest
+
+from monitoring import stack
+from tests.monitoring.conftest import ROOT, require_module
+
+DASHBOARD = stack.DASHBOARDS / "credit-risk.json"
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text())
+
+
+def test_committed_json_equals_the_generator_output() -> None:
+    require_module("grafana_foundation_sdk")
+    from monitoring.grafana import generate
+
+    for name in generate.DASHBOARDS:
+        committed = (stack.DASHBOARDS / name).read_text()
+        assert committed == generate.render(name), (
+            f"{name} is stale: run python monitoring/grafana/generate.py"
+        )
+    assert generate.main(["--check"]) == 0
+
+
+def test_variables(dashboard: dict) -> None:
+    variables = {v["name"]: v for v in stack.dashboard_variables(dashboard)}
+    assert set(variables) == {"datasource", "namespace", "model"}
+    assert (
+        variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    )
+    assert stack.label_values_query(variables["namespace"]["query"]) == (
+        "credit_risk_model_info",
+        "namespace",
+    )
+    assert stack.label_values_query(variables["model"]["query"])[1] == "model_name"
+    for name in ("namespace", "model"):
+        assert (
+            variables[name]["multi"] and variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
+        )
+
+
+def test_every_query_uses_the_datasource_and_the_variables(dashboard: dict) -> None:
+    def panels(items: list[dict]):
+        for p in items:
+            yield p
+            yield from panels(p.get("panels") or [])
+
+    for panel in panels(dashboard["panels"]):
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}"
+    for query in stack.dashboard_queries(dashboard):
+        # every selector of a credit-risk series is narrowed to the chosen namespaces and models
+        for name, matchers in re.findall(
+            r"((?:credit_risk_\w+|namespace_model\w*:\w+:\w+))(\{[^}]*\})?", query.expr
+        ):
+            assert 'namespace=~"$namespace"' in matchers and 'model_name=~"$model"' in matchers, (
+                query.panel,
+                name,
+            )
+        stack.substitute(
+            query.expr, {"namespace": ".*", "model": ".*", "__rate_interval": "1m"}
+        )  # no unknown variable
+
+
+def test_required_panels(dashboard: dict) -> None:
+    by_title = {p["title"]: p for p in dashboard["panels"]}
+    exprs = {q.panel: [] for q in stack.dashboard_queries(dashboard)}
+    for q in stack.dashboard_queries(dashboard):
+        exprs[q.panel].append(q.expr)
+
+    def uses(title: str, *needles: str) -> None:
+        joined = "\n".join(exprs[title])
+        for needle in needles:
+            assert needle in joined, (title, needle)
+
+    uses("Scoring requests by status", "sum by (status_code)", "credit_risk_requests_total")
+    uses("Error ratio", 'status_code=~"5.."', 'status_code=~"4.."')
+    uses("Scoring latency", "histogram_quantile(0.5,", "histogram_quantile(0.95,", "histogram_quantile(0.99,",
+         "credit_risk_request_duration_seconds_bucket")  # fmt: skip
+    uses("Rows per request", "credit_risk_request_rows_sum", "credit_risk_request_rows_bucket")
+    uses("Score distribution", "credit_risk_score_bucket")
+    assert by_title["Score distribution"]["type"] == "heatmap"
+    assert by_title["Score distribution"]["targets"][0]["format"] == "heatmap"
+    uses("Risk-level mix", "credit_risk_predictions_total", "sum by (decision)")
+    uses("Score PSI", "namespace_model:credit_risk_score_psi:30m", "credit_risk_score_psi")
+    steps = by_title["Score PSI"]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, 0.1, 0.25]
+    assert by_title["Score PSI"]["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
+    features = by_title["Feature PSI (30m), worst first"]
+    assert features["type"] == "bargauge" and features["targets"][0]["expr"].startswith("sort_desc(")
+    assert features["transformations"][0]["options"]["sort"][0]["desc"] is True
+    uses("Model version serving", "credit_risk_model_info", "model_version")
+    uses("Instances up", "credit_risk_model_info", "up == 0")
+
+
+def test_layout_fits_the_grid_without_overlap(dashboard: dict) -> None:
+    panels = dashboard["panels"]
+    assert [p["id"] for p in panels] == list(range(1, len(panels) + 1))
+    boxes = []
+    for p in panels:
+        g = p["gridPos"]
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24, p["title"]
+        boxes.append((p["title"], g["x"], g["y"], g["x"] + g["w"], g["y"] + g["h"]))
+    for (a, ax0, ay0, ax1, ay1), (b, bx0, by0, bx1, by1) in combinations(boxes, 2):
+        assert ax1 <= bx0 or bx1 <= ax0 or ay1 <= by0 or by1 <= ay0, f"{a} overlaps {b}"
+
+
+def test_recorded_series_used_by_the_dashboard_exist(dashboard: dict) -> None:
+    recorded = {r["record"] for r in stack.rule_list(stack.RULES.read_text()) if "record" in r}
+    for query in stack.dashboard_queries(dashboard):
+        for name in re.findall(r"namespace_model\w*:\w+:\w+", query.expr):
+            assert name in recorded, (query.panel, name)
+    assert (ROOT / "monitoring" / "grafana" / "generate.py").is_file()
