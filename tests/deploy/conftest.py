@@ -1,0 +1,213 @@
+"""Fixtures of the deployment tests: the helm binary, rendered charts (once per values combination) and
+the CI rule for missing tools.
+
+CI rule: these tests must really run in CI. A missing tool (helm, docker, actionlint, a Python package)
+fails the test when the environment variable ``CI`` is set (``.ci/run`` and GitHub Actions set it), and
+skips it with the reason on a developer machine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import ROOT
+
+CHART = ROOT / "helm" / "credit-risk"
+K8S = ROOT / "k8s"
+SHARED = ROOT.parent / "shared"
+KSERVE_CRD = SHARED / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+RELEASE = "credit-risk"
+NAMESPACE = "scoring"
+KUBERNETES_VERSION = "1.30.0"
+MONITORING_API = "monitoring.coreos.com/v1"
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+def unavailable(reason: str) -> None:
+    """Fail in CI, skip (visibly) elsewhere."""
+    if in_ci():
+        pytest.fail(f"{reason} — required in CI (the CI environment variable is set)")
+    pytest.skip(reason)
+
+
+def require_tool(name: str, hint: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"`{name}` is not on PATH ({hint})")
+    return path
+
+
+def require_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        unavailable(f"Python package for `{name}` is not installed (pip install it into .venv)")
+
+
+def yaml_module() -> Any:
+    return require_module("yaml")
+
+
+# ------------------------------------------------------------------------------------------ value combos
+
+# The model sources the chart supports, as values.
+MODEL_SOURCES: dict[str, dict] = {
+    "uri": {
+        "model": {"uri": "models:/credit-risk@champion"},
+        "mlflow": {"trackingUri": "http://mlflow.mlflow:5000"},
+    },
+    "hostPath": {
+        "model": {"volume": {"type": "hostPath", "hostPath": {"path": "/var/local/credit-risk-model"}}}
+    },
+    "pvc": {"model": {"volume": {"type": "pvc", "pvc": {"claimName": "credit-risk-models"}}}},
+}
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def combo_values(mode: str, monitoring: bool, network_policy: bool, source: str) -> dict:
+    values = deep_merge({"mode": mode}, MODEL_SOURCES[source])
+    if monitoring:
+        values = deep_merge(values, {"monitoring": {
+            "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+            "prometheusRule": {"enabled": True},
+            "dashboards": {"enabled": True},
+        }})  # fmt: skip
+    if network_policy:
+        values = deep_merge(values, {"networkPolicy": {"enabled": True}})
+        if source == "uri":  # the registry must be reachable: the chart refuses a DNS-only egress otherwise
+            values = deep_merge(values, {"networkPolicy": {"egress": {"extraRules": [
+                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mlflow"}}}],
+                 "ports": [{"port": 5000, "protocol": "TCP"}]},
+            ]}}})  # fmt: skip
+    return values
+
+
+COMBOS = [
+    pytest.param((mode, monitoring, netpol, source), id=f"{mode}-{'mon' if monitoring else 'nomon'}-"
+                 f"{'netpol' if netpol else 'nonetpol'}-{source}")
+    for mode, monitoring, netpol, source in itertools.product(
+        ("kserve", "deployment"), (True, False), (True, False), tuple(MODEL_SOURCES)
+    )
+]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ helm
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    path = require_tool("helm", "bash .ci/tools.sh installs helm v3.17.2")
+    version = subprocess.run([path, "version", "--short"], capture_output=True, text=True).stdout
+    if not version.startswith("v3."):
+        pytest.fail(f"the chart is tested with helm 3; {path} is {version.strip()}")
+    return path
+
+
+def run_helm(helm: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([helm, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{_helm_stderr(result)}")
+    return result
+
+
+def _helm_stderr(result: subprocess.CompletedProcess) -> str:
+    # helm reports every followed symlink (files/ -> monitoring/) on stderr: noise here.
+    return "\n".join(line for line in result.stderr.splitlines() if "found symbolic link in path" not in line)
+
+
+@pytest.fixture(scope="session")
+def values_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("values")
+
+
+@pytest.fixture(scope="session")
+def write_values(values_dir: Path) -> Callable[[dict], Path]:
+    yaml = yaml_module()
+    counter = itertools.count()
+
+    def write(values: dict) -> Path:
+        path = values_dir / f"values-{next(counter)}.yaml"
+        path.write_text(yaml.safe_dump(values, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def render(helm: str, write_values: Callable[[dict], Path]) -> Callable[..., list[dict]]:
+    """``render(values, monitoring_crds=True)`` -> the rendered objects; cached per combination."""
+    yaml = yaml_module()
+    cache: dict[str, list[dict]] = {}
+
+    def _render(values: dict, monitoring_crds: bool = True, extra: tuple[str, ...] = ()) -> list[dict]:
+        key = repr((sorted_repr(values), monitoring_crds, extra))
+        if key not in cache:
+            args = [
+                "template",
+                RELEASE,
+                str(CHART),
+                "--namespace",
+                NAMESPACE,
+                "-f",
+                str(write_values(values)),
+            ]
+            if monitoring_crds:
+                args += ["--api-versions", MONITORING_API]
+            output = run_helm(helm, *args, *extra).stdout
+            cache[key] = [doc for doc in yaml.safe_load_all(output) if doc]
+        return cache[key]
+
+    return _render
+
+
+def sorted_repr(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, sorted_repr(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(sorted_repr(v) for v in value)
+    return value
+
+
+def by_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o.get("kind") == kind]
+
+
+def one(objects: list[dict], kind: str) -> dict:
+    found = by_kind(objects, kind)
+    assert len(found) == 1, f"expected one {kind}, rendered {len(found)}: {[o['kind'] for o in objects]}"
+    return found[0]
+
+
+def pod_specs(objects: list[dict]) -> list[tuple[str, dict]]:
+    """Every pod spec the chart renders: Deployment template, InferenceService predictor, test Pod."""
+    specs = []
+    for obj in objects:
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        if obj["kind"] == "Deployment":
+            specs.append((name, obj["spec"]["template"]["spec"]))
+        elif obj["kind"] == "InferenceService":
+            specs.append((name, obj["spec"]["predictor"]))
+        elif obj["kind"] == "Pod":
+            specs.append((name, obj["spec"]))
+    return specs

@@ -1,0 +1,240 @@
+"""The image, run the way the chart runs it.
+
+Builds the image from the repository's Dockerfile, renders the chart in deployment mode, and reads the
+rendered Deployment's predictor container — command/args, env, port, probe paths, the model volume's
+mount path, the /tmp emptyDir, the security context, the termination grace period — instead of restating
+them. Then ``docker run`` with exactly those settings: ``--read-only`` root with a tmpfs where the emptyDir
+is, ``--user`` from the securityContext, ``--cap-drop ALL``, no new privileges, the model folder (made
+by ``k8s/make_model.py``, the script the kind e2e uses) mounted read-only at the rendered path, the
+container port published on 127.0.0.1. Waits on the rendered readiness path, runs ``k8s/smoke.py``
+(the same smoke test as the kind job), checks the liveness path, stops the container and checks it
+exited cleanly within the grace period.
+
+Docker missing: skipped on a developer machine, failed in CI (see conftest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.conftest import K8S, ROOT, combo_values, deep_merge, one, require_tool, unavailable
+from tests.support import free_port, http
+
+BASE_IMAGE = "python:3.11-slim-bookworm"
+IMAGE_REPOSITORY, IMAGE_TAG = "credit-risk-predictor", "test"
+IMAGE = f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
+IMAGE_SIZE_BUDGET = 1_000_000_000  # bytes; the serve extra only (kserve, onnxruntime, mlflow-skinny)
+IMAGE_STATS = pytest.StashKey[tuple]()  # (build seconds, image bytes), for the report line
+
+
+def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"docker {' '.join(args[:3])} ... failed ({result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def report(capsys: pytest.CaptureFixture, line: str) -> None:
+    with capsys.disabled():
+        print(f"\n[deploy] {line}", flush=True)
+
+
+@pytest.fixture(scope="module")
+def docker_ready() -> None:
+    require_tool("docker", "bash .ci/docker.sh installs and starts it")
+    if os.geteuid() == 0:
+        # Idempotent (~2 s when all is in place): starts dockerd, makes the local base image.
+        result = subprocess.run(["bash", str(ROOT / ".ci" / "docker.sh")], capture_output=True, text=True,
+                                timeout=1800)  # fmt: skip
+        if result.returncode != 0:
+            unavailable(f".ci/docker.sh failed:\n{result.stderr[-3000:]}")
+    if docker("info", check=False, timeout=30).returncode != 0:
+        unavailable("the docker engine does not answer (docker info)")
+    if docker("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
+        unavailable(f"base image {BASE_IMAGE} missing (bash .ci/docker.sh, or docker pull it)")
+
+
+@pytest.fixture(scope="module")
+def image(docker_ready: None, request: pytest.FixtureRequest) -> str:
+    started = time.monotonic()
+    result = docker("build", "-t", IMAGE, str(ROOT), timeout=1800, check=False)
+    assert result.returncode == 0, f"docker build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    seconds = time.monotonic() - started
+    size = int(docker("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout.strip())
+    request.config.stash[IMAGE_STATS] = (seconds, size)
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small model and its expected answers, made by k8s/make_model.py (as in the kind e2e)."""
+    folder = tmp_path_factory.mktemp("model") / "credit-risk-model"
+    result = subprocess.run(
+        [sys.executable, str(K8S / "make_model.py"), "--out", str(folder), "--rows", "6000"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    made = json.loads(result.stdout.strip().splitlines()[-1])
+    assert Path(made["onnx"]).parent == folder and (folder / "expected.json").is_file()
+    return folder
+
+
+class Rendered:
+    """What the chart says about the predictor container, read from the rendered Deployment."""
+
+    def __init__(self, deployment: dict) -> None:
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        self.container = container
+        self.command: list[str] = container.get("command", [])
+        self.args: list[str] = container.get("args", [])
+        self.env: dict[str, str] = {}
+        for var in container.get("env", []):
+            assert "value" in var, f"env {var['name']} uses valueFrom: cannot be reproduced with docker run"
+            self.env[var["name"]] = var["value"]
+        (port,) = container["ports"]
+        self.port: int = port["containerPort"]
+        self.readiness = container["readinessProbe"]["httpGet"]
+        self.liveness = container["livenessProbe"]["httpGet"]
+        assert self.readiness["port"] in (self.port, port["name"]) and self.liveness["port"] in (
+            self.port,
+            port["name"],
+        )
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        (model,) = [name for name, v in volumes.items() if "hostPath" in v]
+        self.model_host_path: str = volumes[model]["hostPath"]["path"]
+        self.model_mount: str = mounts[model]["mountPath"]
+        self.model_read_only: bool = mounts[model].get("readOnly", False)
+        (tmp,) = [name for name, v in volumes.items() if "emptyDir" in v]
+        self.tmp_mount: str = mounts[tmp]["mountPath"]
+        self.tmp_size: str = volumes[tmp]["emptyDir"].get("sizeLimit", "64Mi")
+        context = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
+        self.user = f"{context['runAsUser']}:{context['runAsGroup']}"
+        self.read_only_root: bool = context.get("readOnlyRootFilesystem", False)
+        self.drop_all: bool = "ALL" in context.get("capabilities", {}).get("drop", [])
+        self.no_new_privileges: bool = context.get("allowPrivilegeEscalation") is False
+        self.termination_grace: int = pod["terminationGracePeriodSeconds"]
+        self.grace_period = int(self.args[self.args.index("--grace-period-seconds") + 1])
+        self.model_name = self.args[self.args.index("--model-name") + 1]
+
+    def docker_run_args(self, name: str, host_port: int, image: str) -> list[str]:
+        size = self.tmp_size.replace("Mi", "m").replace("Gi", "g")
+        args = ["run", "--detach", "--name", name, "--user", self.user,
+                "--tmpfs", f"{self.tmp_mount}:rw,exec,nosuid,nodev,size={size}",
+                "--volume", f"{self.model_host_path}:{self.model_mount}:{'ro' if self.model_read_only else 'rw'}",
+                "--publish", f"127.0.0.1:{host_port}:{self.port}"]  # fmt: skip
+        if self.read_only_root:
+            args.append("--read-only")
+        if self.drop_all:
+            args += ["--cap-drop", "ALL"]
+        if self.no_new_privileges:
+            args += ["--security-opt", "no-new-privileges"]
+        for key, value in self.env.items():
+            args += ["--env", f"{key}={value}"]
+        if self.command:  # Kubernetes `command` replaces the image's ENTRYPOINT, `args` its CMD
+            args += ["--entrypoint", self.command[0], image, *self.command[1:], *self.args]
+        else:
+            args += [image, *self.args]
+        return args
+
+
+@pytest.fixture(scope="module")
+def rendered(render: Callable[..., list[dict]], model_dir: Path) -> Rendered:
+    values = deep_merge(combo_values("deployment", False, False, "hostPath"), {
+        "image": {"repository": IMAGE_REPOSITORY, "tag": IMAGE_TAG},
+        "model": {"volume": {"hostPath": {"path": str(model_dir)}}},
+    })  # fmt: skip
+    return Rendered(one(render(values), "Deployment"))
+
+
+@pytest.fixture
+def container(image: str, rendered: Rendered) -> Iterator[tuple[str, str]]:
+    host_port = free_port()
+    name = f"credit-risk-deploy-test-{host_port}"
+    docker("run", *rendered.docker_run_args(name, host_port, image)[1:])
+    try:
+        yield name, f"http://127.0.0.1:{host_port}"
+    finally:
+        docker("rm", "--force", name, check=False)
+
+
+def logs(name: str) -> str:
+    result = docker("logs", name, check=False)
+    return (result.stdout + result.stderr)[-4000:]
+
+
+def wait_ready(name: str, url: str, timeout: float = 120) -> float:
+    started = time.monotonic()
+    while True:
+        state = json.loads(docker("inspect", "--format", "{{json .State}}", name).stdout)
+        if not state["Running"]:
+            pytest.fail(f"the container exited with {state['ExitCode']} before it was ready:\n{logs(name)}")
+        try:
+            if http("GET", url, timeout=2)[0] == 200:
+                return time.monotonic() - started
+        except OSError:
+            pass
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"{url} not ready after {timeout}s:\n{logs(name)}")
+        time.sleep(0.25)
+
+
+def test_rendered_container_is_hardened(rendered: Rendered) -> None:
+    assert rendered.read_only_root and rendered.drop_all and rendered.no_new_privileges
+    assert rendered.user == "10001:10001" and rendered.model_read_only
+    assert rendered.termination_grace > rendered.grace_period
+    assert rendered.args[rendered.args.index("--model-uri") + 1] == rendered.model_mount
+
+
+def test_image_runs_as_the_chart_runs_it(
+    container: tuple[str, str], rendered: Rendered, model_dir: Path, capsys: pytest.CaptureFixture,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    name, base = container
+    build_seconds, size = request.config.stash[IMAGE_STATS]
+    report(capsys, f"image {IMAGE}: {size / 1e6:.1f} MB (docker build {build_seconds:.1f}s)")
+    assert size < IMAGE_SIZE_BUDGET, (
+        f"image {size / 1e6:.0f} MB is over the {IMAGE_SIZE_BUDGET / 1e6:.0f} MB budget"
+    )
+    user = docker("inspect", "--format", "{{.Config.User}}", IMAGE).stdout.strip()
+    assert user and not user.startswith("0"), f"the image runs as {user!r}"
+
+    ready_after = wait_ready(name, base + rendered.readiness["path"])
+    report(capsys, f"ready on {rendered.readiness['path']} after {ready_after:.1f}s")
+
+    smoke = subprocess.run(
+        [sys.executable, str(K8S / "smoke.py"), "--url", base, "--expected", str(model_dir / "expected.json"),
+         "--model-name", rendered.model_name, "--wait", "30"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert smoke.returncode == 0, (
+        f"smoke failed:\n{smoke.stdout}\n{smoke.stderr}\ncontainer logs:\n{logs(name)}"
+    )
+    assert "SMOKE OK" in smoke.stdout
+
+    status, _, body = http("GET", base + rendered.liveness["path"])
+    assert status == 200, body
+    # The root filesystem really is read-only for the predictor, /tmp is not.
+    probe = docker("exec", name, "python", "-c", "open('/probe', 'w')", check=False)
+    assert probe.returncode != 0 and "Read-only file system" in probe.stderr
+    docker("exec", name, "python", "-c", f"open('{rendered.tmp_mount}/probe', 'w').write('x')")
+
+    started = time.monotonic()
+    docker("stop", "--time", str(rendered.termination_grace), name, timeout=rendered.termination_grace + 30)
+    stopped_after = time.monotonic() - started
+    state = json.loads(docker("inspect", "--format", "{{json .State}}", name).stdout)
+    report(capsys, f"stopped {stopped_after:.1f}s after SIGTERM, exit code {state['ExitCode']} "
+                   f"(grace period {rendered.grace_period}s, pod termination {rendered.termination_grace}s)")  # fmt: skip
+    assert stopped_after < rendered.grace_period, f"took {stopped_after:.1f}s to stop:\n{logs(name)}"
+    assert state["ExitCode"] == 0 and not state["OOMKilled"], f"exit {state['ExitCode']}:\n{logs(name)}"
