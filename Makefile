@@ -7,12 +7,16 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test lint format bench-train clean
+.PHONY: help install train serve test lint format bench-train bench-serve monitoring-snapshot monitoring-generate clean
 
 help:
 	@echo "make train        train on the built-in synthetic data, export ONNX, register in MLflow"
 	@echo "make test         lint and run every test"
+	@echo "make serve        serve the registered champion (after make train) on http://localhost:8080"
 	@echo "make bench-train  wall time / memory of the default run, feature throughput on 1M rows"
+	@echo "make bench-serve  the predictor against MLServer, a naive kserve predictor, the kserve floor, raw onnxruntime"
+	@echo "make monitoring-snapshot  draw the Grafana dashboard from a real run (docs/images/dashboard-snapshot.png)"
+	@echo "make monitoring-generate  regenerate the dashboard JSON and the promtool unit tests"
 	@echo "make clean        remove local MLflow runs, exported models and reports"
 
 $(STAMP): pyproject.toml
@@ -25,6 +29,10 @@ install: $(STAMP)
 
 train: $(STAMP)
 	$(PY) -m ml train $(ARGS)
+
+serve: $(STAMP)
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns/mlflow.db $(PY) -m serving \
+		--model-uri models:/credit-risk@champion --http-port 8080 --workers 2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -39,6 +47,16 @@ format: $(STAMP)
 
 bench-train: $(STAMP)
 	$(PY) bench/bench_train.py
+
+bench-serve: $(STAMP)
+	$(PY) bench/bench_serve.py
+
+monitoring-snapshot: $(STAMP)
+	$(PY) monitoring/snapshot.py
+
+monitoring-generate: $(STAMP)
+	$(PY) monitoring/grafana/generate.py
+	$(PY) monitoring/prometheus/tests/generate.py
 
 clean:
 	rm -rf mlruns artifacts reports
