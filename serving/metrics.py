@@ -25,10 +25,13 @@ the upper edges (``"+Inf"`` last). PSI = Σ (live − ref) · ln(live / ref), pr
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import math
+import multiprocessing.util
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -83,7 +86,14 @@ def psi(counts: np.ndarray, reference: np.ndarray) -> float:
 class ModelMetrics:
     """The model's metrics in this process. Created at load and again in every worker after unpickling."""
 
-    def __init__(self, card: ModelCard, version: str, load_seconds: float, drift_window_seconds: int) -> None:
+    def __init__(
+        self,
+        card: ModelCard,
+        version: str,
+        load_seconds: float,
+        drift_window_seconds: int,
+        flush_seconds: float = 1.0,
+    ) -> None:
         self.card = card
         self.version = version
         self.window_seconds = drift_window_seconds
@@ -162,36 +172,93 @@ class ModelMetrics:
             "credit_risk_drift_reference_rows", "Held-out rows behind the training score reference.", ["model_name"],
             **constant,
         ).labels(name).set(card.score.count)  # fmt: skip
+        self._start_pending(flush_seconds)
 
     # ------------------------------------------------------------------------------------------ hot path
 
+    def _start_pending(self, flush_seconds: float) -> None:
+        """Per-row counts accumulate in one numpy vector, pushed to the Prometheus counters by
+        :meth:`flush` — every ``flush_seconds`` from a background thread, before each scrape this worker
+        answers, and at exit. Laid out as: score bins | each feature's bins | the three risk levels."""
+        card = self.card
+        self._children = [
+            *self.score_bins,
+            *(c for children in self.feature_bins for c in children),
+            *self.predictions,
+        ]
+        widths = [len(card.features[f].labels) for f in card.feature_names]
+        self._feature_offsets = len(self.score_bins) + np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(
+            np.intp
+        )
+        self._level_offset = len(self._children) - len(self.predictions)
+        # Every feature's interior edges in one matrix, padded with +inf: the number of edges below a value
+        # is its right-closed bin, for all features in one vectorised comparison.
+        edges = np.full((len(widths), max(widths) - 1 if widths else 0), np.inf)
+        for j, feature in enumerate(card.feature_names):
+            edges[j, : widths[j] - 1] = card.features[feature].edges
+        self._edges = edges
+        self._pending = np.zeros(len(self._children), dtype=np.int64)
+        self._pending_score_sum = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        threading.Thread(
+            target=self._flush_every, args=(flush_seconds,), name="metrics-flush", daemon=True
+        ).start()
+        atexit.register(self.flush)
+        multiprocessing.util.Finalize(self, self.flush, exitpriority=10)  # worker processes skip atexit
+
     def observe(self, X: np.ndarray, probability: np.ndarray, level: np.ndarray) -> None:
-        """Record one scored batch: rows, scores (histogram and bins), risk levels, feature bins."""
+        """Record one scored batch: rows per request now; scores, bins and risk levels via the pending counts."""
         n = len(probability)
         self.rows.observe(n)
-        counts = self.card.score.counts(probability)
-        _observe_histogram(self.score, probability, counts)
-        for child, count in zip(self.score_bins, counts.tolist(), strict=True):
+        if n <= 64:
+            feature_bins = (X[:, :, None] > self._edges[None, :, :]).sum(axis=2)
+        else:
+            feature_bins = np.column_stack(
+                [np.searchsorted(self._edges[j], X[:, j], side="left") for j in range(X.shape[1])]
+            )
+        index = np.concatenate(
+            [
+                self.card.score.bin_of(probability),
+                (feature_bins + self._feature_offsets).ravel(),
+                level + self._level_offset,
+            ]
+        )
+        counts = np.bincount(index, minlength=len(self._pending))
+        total = float(probability.sum(dtype=np.float64))
+        with self._lock:
+            self._pending += counts
+            self._pending_score_sum += total
+
+    def flush(self) -> None:
+        """Push the pending counts to the (multi-process) Prometheus counters and the score histogram."""
+        with self._lock:
+            pending, self._pending = self._pending, np.zeros_like(self._pending)
+            score_sum, self._pending_score_sum = self._pending_score_sum, 0.0
+        nonzero = np.flatnonzero(pending)
+        if not len(nonzero):
+            return
+        for i in nonzero.tolist():
+            self._children[i].inc(int(pending[i]))
+        score_counts = pending[: len(self.score_bins)]
+        for bucket, count in zip(self.score._buckets, score_counts.tolist(), strict=True):  # type: ignore[attr-defined]
             if count:
-                child.inc(count)
-        for child, count in zip(self.predictions, np.bincount(level, minlength=3).tolist(), strict=True):
-            if count:
-                child.inc(count)
-        for j, feature in enumerate(self.card.feature_names):
-            children = self.feature_bins[j]
-            if n == 1:  # the common case: one transaction, skip bincount
-                children[int(self.card.features[feature].bin_of(X[0, j]))].inc()
-                continue
-            for child, count in zip(
-                children, self.card.features[feature].counts(X[:, j]).tolist(), strict=True
-            ):
-                if count:
-                    child.inc(count)
+                bucket.inc(count)
+        self.score._sum.inc(score_sum)  # type: ignore[attr-defined]
+
+    def _flush_every(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
 
     # ------------------------------------------------------------------------------------------ exposition
 
     def render(self, accept: str | None) -> tuple[bytes, str]:
         """The ``/metrics`` body: every worker's samples plus the sliding-window drift gauges."""
+        self.flush()
         folder = multiprocess_dir()
         if folder is not None:
             families = list(MultiProcessCollector(CollectorRegistry(), path=str(folder)).collect())
@@ -311,22 +378,6 @@ def _started_at(metrics: ModelMetrics) -> float:
     return metrics.__dict__.setdefault("_started", time.time())
 
 
-def _observe_histogram(child: object, values: np.ndarray, bucket_counts: np.ndarray) -> None:
-    """Observe a batch in one pass: per-bucket increments instead of one ``observe`` per row.
-
-    ``bucket_counts`` are the non-cumulative counts on the histogram's own upper bounds (the score
-    reference's edges plus +Inf). Uses the histogram child's bucket and sum values, as ``observe`` does.
-    """
-    if len(values) == 1:
-        child.observe(float(values[0]))  # type: ignore[attr-defined]
-        return
-    buckets = child._buckets  # type: ignore[attr-defined]
-    for bucket, count in zip(buckets, bucket_counts.tolist(), strict=True):
-        if count:
-            bucket.inc(count)
-    child._sum.inc(float(values.sum(dtype=np.float64)))  # type: ignore[attr-defined]
-
-
 class _Static:
     """A registry-like object that yields already-collected families (for ``generate_latest``)."""
 
@@ -367,9 +418,26 @@ class RequestMetricsMiddleware:
         finally:
             metrics = self.metrics()
             if metrics is not None:
-                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                route = _route_template(scope)
                 model = scope.get("path_params", {}).get("model_name", self.default_model)
-                if model != self.default_model:  # a name from the URL: never a new label value per client typo
+                if (
+                    model != self.default_model
+                ):  # a name from the URL: never a new label value per client typo
                     model = "unknown"
                 metrics.requests.labels(route, model, str(status[0])).inc()
                 metrics.latency.labels(route, model).observe(time.perf_counter() - started)
+
+
+def _route_template(scope: dict) -> str:
+    """The matched route's path template (a bounded label), e.g. ``/v2/models/{model_name}/infer``.
+
+    FastAPI records the route object for its own routes; for plain Starlette routes only the endpoint and
+    the path parameters reach this scope, so the template is rebuilt from them.
+    """
+    route = scope.get("route")
+    if route is not None:
+        return route.path
+    if "endpoint" not in scope:
+        return "unmatched"
+    names = {str(value): name for name, value in (scope.get("path_params") or {}).items()}
+    return "/".join("{" + names[part] + "}" if part in names else part for part in scope["path"].split("/"))

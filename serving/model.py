@@ -21,7 +21,7 @@ from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from serving.artifact import ModelCard, resolve
-from serving.errors import ModelLoadError
+from serving.errors import InvalidRequest, ModelLoadError
 from serving.metrics import DECISIONS, RISK_LEVELS, ModelMetrics
 from serving.protocol import v2
 from serving.settings import ServingSettings
@@ -108,7 +108,11 @@ class CreditRiskModel(Model):
     def _start_metrics(self) -> None:
         assert self.card is not None
         self.metrics = ModelMetrics(
-            self.card, self.version, self.load_seconds, self.settings.drift_window_seconds
+            self.card,
+            self.version,
+            self.load_seconds,
+            self.settings.drift_window_seconds,
+            self.settings.metrics_flush_seconds,
         )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -136,6 +140,11 @@ class CreditRiskModel(Model):
 
     def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
         assert self.card is not None
+        if not isinstance(payload, InferRequest):  # kserve's V1 routes hand over a plain dict
+            raise InvalidRequest(
+                f"this model speaks the Open Inference Protocol: POST /v2/models/{self.name}/infer "
+                "(or the original POST /predict)"
+            )
         rows = v2.decode(payload, self.card.feature_names, self.settings.max_batch_rows)
         return v2.encode(payload, self.score(rows), self.name, self.version)
 

@@ -1,15 +1,18 @@
 """kserve's ``ModelServer`` serving the credit-risk model, with the REST application completed.
 
-kserve provides the V2 endpoints, the worker processes and its built-in latency histograms. On top, the
-application here adds what a bank's platform needs and kserve lacks out of the box:
+kserve provides the worker processes, the health, readiness and server-metadata endpoints, and
+``Model.__call__`` with its built-in latency histograms. On top, the application here adds what a bank's
+platform needs and kserve lacks out of the box:
 
-* V2 error bodies everywhere: an invalid or malformed body answers 400 ``{"error": ...}`` instead of
-  FastAPI's 422 ``{"detail": ...}``; every :class:`~serving.errors.ServingError` answers its own status.
+* The V2 infer route, JSON and binary tensors, parsed and written with orjson and answering every
+  malformed request with 400 ``{"error": ...}`` (kserve's own route answers some with FastAPI's 422
+  ``{"detail": ...}`` or with 500, and spends two thirds of a one-row request on parsing and encoding).
 * Versioned V2 paths (``/v2/models/NAME/versions/V[/ready|/infer]``) served for the loaded version (404
   for another) instead of kserve's 501; model metadata lists the version and platform.
 * ``/metrics`` aggregated over all workers, with drift gauges (:mod:`serving.metrics`).
 * The original API: ``POST /predict`` and ``GET /health`` (:mod:`serving.protocol.legacy`).
-* A request body limit (413) and request count / latency metrics by route, model and status.
+* A request body limit (413), request count / latency metrics by route, model and status, and one log
+  line per client error instead of kserve's ERROR-level traceback.
 
 kserve builds its REST servers from two names in ``kserve.model_server``; :class:`CreditRiskModelServer`
 points them at the subclasses below before starting. Worker processes receive these objects pickled, so
@@ -29,11 +32,8 @@ from fastapi.exceptions import RequestValidationError
 from kserve import ModelServer
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
-from kserve.protocol.dataplane import DataPlane
-from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess
 from kserve.protocol.rest.server import RESTServer
-from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from kserve.protocol.rest.v2_endpoints import V2Endpoints
 
 from serving.errors import PayloadTooLarge, ServingError, VersionNotServed
@@ -85,28 +85,8 @@ class CreditRiskRESTServerMultiProcess(RESTServerMultiProcess):
         self._rest_server.__class__ = CreditRiskRESTServer
 
 
-class CreditRiskDataPlane(DataPlane):
-    """kserve's data plane with a strict, zero-copy reader for the binary tensor extension.
-
-    kserve's own reader answers a truncated body or a malformed header with HTTP 500 and copies every
-    binary tensor into a Python list; :func:`serving.protocol.v2.read_binary_request` answers 400 and keeps
-    the bytes for a zero-copy ``numpy.frombuffer``.
-    """
-
-    def decode_inference_request(
-        self, body: InferenceRequest | bytes, headers: dict, model_name: str
-    ) -> InferRequest:
-        if isinstance(body, bytes):
-            return v2.read_binary_request(body, headers.get(INFERENCE_CONTENT_LENGTH_HEADER), model_name)
-        return super().decode_inference_request(body, headers, model_name)
-
-
 class CreditRiskModelServer(ModelServer):
-    """``kserve.ModelServer`` that serves with :class:`CreditRiskRESTServer` and :class:`CreditRiskDataPlane`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.dataplane = CreditRiskDataPlane(model_registry=self.registered_models)
+    """``kserve.ModelServer`` that serves with :class:`CreditRiskRESTServer`."""
 
     def start(self, models: list) -> None:
         kserve_model_server.RESTServer = CreditRiskRESTServer
@@ -117,7 +97,7 @@ class CreditRiskModelServer(ModelServer):
 # -------------------------------------------------------------------------------------------------- routes
 
 
-def register_endpoints(app: FastAPI, model: CreditRiskModel, v2: V2Endpoints) -> None:
+def register_endpoints(app: FastAPI, model: CreditRiskModel, endpoints: V2Endpoints) -> None:
     def check(model_name: str, model_version: str | None = None) -> None:
         if model_name != model.name:
             raise ModelNotFound(model_name)
@@ -145,17 +125,25 @@ def register_endpoints(app: FastAPI, model: CreditRiskModel, v2: V2Endpoints) ->
 
     async def version_ready(model_name: str, model_version: str) -> Any:
         check(model_name, model_version)
-        return await v2.model_ready(model_name)
+        return await endpoints.model_ready(model_name)
 
-    async def version_infer(
-        raw_request: Request,
-        raw_response: Response,
-        model_name: str,
-        model_version: str,
-        request_body: InferenceRequest | bytes,
-    ) -> Any:
-        check(model_name, model_version)
-        return await v2.infer(raw_request, raw_response, model_name, request_body)
+    async def infer(request: Request) -> Response:
+        """V2 inference, JSON or binary tensors, through kserve's ``Model.__call__`` (its built-in
+        histograms included). Parsed and written with orjson: kserve's own route parses with the standard
+        library, validates twice with pydantic and encodes with FastAPI's pure-Python ``jsonable_encoder``
+        — two thirds of a one-row request's time — and answers malformed input with 422 or 500."""
+        check(request.path_params["model_name"], request.path_params.get("model_version"))
+        if not model.ready:
+            raise ModelNotReady(model.name)
+        body = await request.body()
+        header_length = request.headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
+        if header_length is None:
+            infer_request = v2.read_json_request(body, model.name)
+        else:
+            infer_request = v2.read_binary_request(body, header_length, model.name)
+        response, _ = await model(infer_request)
+        content, headers = v2.write_response(infer_request, response)
+        return Response(content=content, headers=headers)
 
     async def predict(request: Request) -> Response:
         if not model.ready:
@@ -181,9 +169,8 @@ def register_endpoints(app: FastAPI, model: CreditRiskModel, v2: V2Endpoints) ->
     app.add_api_route(
         "/v2/models/{model_name}/versions/{model_version}/ready", version_ready, methods=["GET"], tags=["V2"]
     )
-    app.add_api_route(
-        "/v2/models/{model_name}/versions/{model_version}/infer", version_infer, methods=["POST"], tags=["V2"]
-    )
+    app.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
+    app.add_route("/v2/models/{model_name}/versions/{model_version}/infer", infer, methods=["POST"])
     app.add_api_route("/predict", predict, methods=["POST"], tags=["legacy"])
     app.add_api_route("/health", health, methods=["GET"], tags=["legacy"])
 

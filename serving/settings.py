@@ -39,6 +39,12 @@ class ServingSettings(BaseSettings):
     grace_period_seconds: int = Field(
         30, ge=1, description="time in-flight requests get to finish on SIGTERM"
     )
+    metrics_flush_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="how often per-row counts reach /metrics (they also flush on each scrape)",
+    )
     access_log: bool = Field(
         False, description="log one line per request (the request metrics count every request anyway)"
     )

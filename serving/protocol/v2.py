@@ -12,6 +12,8 @@ BYTES/BOOL or non-numeric JSON, NaN or infinity, an empty batch, more than ``max
 
 from __future__ import annotations
 
+import math
+import struct
 import uuid
 from dataclasses import dataclass
 
@@ -61,6 +63,16 @@ OUTPUT_TYPES = (
 OUTPUT_NAMES = tuple(o["name"] for o in OUTPUT_TYPES)
 
 
+def read_json_request(body: bytes, model_name: str) -> InferRequest:
+    """Parse a JSON V2 inference request (orjson; NaN is not JSON). Malformed or incomplete bodies are an
+    :class:`InvalidRequest` naming the field, like a schema error."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"invalid inference request: malformed JSON: {exc}") from exc
+    return _request(document, model_name)
+
+
 def read_binary_request(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
     """Parse the binary tensor extension: a JSON header of ``header_length`` bytes, then each input's raw
     bytes in order (``parameters.binary_data_size``). Tensors stay as bytes (decoded zero-copy later); any
@@ -78,21 +90,46 @@ def read_binary_request(body: bytes, header_length: str | None, model_name: str)
         header = orjson.loads(body[:length])
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the binary request's JSON header is malformed: {exc}") from exc
-    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
-        raise InvalidRequest("the binary request's JSON header needs an 'inputs' list")
-    offset, inputs = length, []
-    for i, spec in enumerate(header["inputs"]):
-        if not isinstance(spec, dict) or not all(k in spec for k in ("name", "shape", "datatype")):
-            raise InvalidRequest(f"input {i} of the JSON header needs 'name', 'shape' and 'datatype'")
+    return _request(header, model_name, body, length)
+
+
+def _request(document: object, model_name: str, body: bytes | None = None, offset: int = 0) -> InferRequest:
+    """A kserve ``InferRequest`` from a parsed V2 document; binary inputs read from ``body`` at ``offset``."""
+    if not isinstance(document, dict):
+        raise InvalidRequest("invalid inference request: expected a JSON object with an 'inputs' list")
+    if "inputs" not in document:
+        raise InvalidRequest("invalid inference request: inputs: Field required")
+    specs = document["inputs"]
+    if not isinstance(specs, list):
+        raise InvalidRequest("invalid inference request: inputs: must be a list")
+    inputs = []
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise InvalidRequest(f"invalid inference request: inputs.{i}: must be an object")
+        for key in ("name", "shape", "datatype"):
+            if key not in spec:
+                raise InvalidRequest(f"invalid inference request: inputs.{i}.{key}: Field required")
         name, shape, datatype = spec["name"], spec["shape"], spec["datatype"]
-        if not isinstance(name, str) or not isinstance(datatype, str) or not isinstance(shape, list):
-            raise InvalidRequest(f"input {i}: 'name' and 'datatype' must be strings and 'shape' a list")
+        if not isinstance(name, str) or not isinstance(datatype, str):
+            raise InvalidRequest(
+                f"invalid inference request: inputs.{i}: 'name' and 'datatype' must be strings"
+            )
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) for d in shape
+        ):
+            raise InvalidRequest(f"invalid inference request: inputs.{i}.shape: must be a list of integers")
         parameters = spec.get("parameters") or {}
-        tensor = InferInput(name=name, shape=shape, datatype=datatype, parameters=parameters)
+        if not isinstance(parameters, dict):
+            raise InvalidRequest(f"invalid inference request: inputs.{i}.parameters: must be an object")
+        tensor = InferInput(name=name, shape=shape, datatype=datatype.upper(), parameters=parameters)
         if "data" in spec:
+            if not isinstance(spec["data"], list):
+                raise InvalidRequest(f"invalid inference request: inputs.{i}.data: must be a list")
             tensor.data = spec["data"]
+        elif body is None:
+            raise InvalidRequest(f"invalid inference request: inputs.{i}.data: Field required")
         else:
-            size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+            size = parameters.get("binary_data_size")
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 raise InvalidRequest(f"input '{name}' has neither 'data' nor a valid 'binary_data_size'")
             if offset + size > len(body):
@@ -102,21 +139,28 @@ def read_binary_request(body: bytes, header_length: str | None, model_name: str)
             tensor._raw_data = body[offset : offset + size]
             offset += size
         inputs.append(tensor)
-    if offset != len(body):
+    if body is not None and offset != len(body):
         raise InvalidRequest(f"{len(body) - offset} unexpected bytes after the last binary input")
-    outputs = header.get("outputs")
+    outputs = document.get("outputs")
     requested = None
     if outputs is not None:
         if not isinstance(outputs, list) or not all(
             isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
         ):
-            raise InvalidRequest("'outputs' must be a list of objects with a 'name'")
-        requested = [RequestedOutput(name=o["name"], parameters=o.get("parameters")) for o in outputs]
+            raise InvalidRequest(
+                "invalid inference request: outputs: must be a list of objects with a 'name'"
+            )
+        requested = [RequestedOutput(name=o["name"], parameters=o.get("parameters") or {}) for o in outputs]
+    request_id, parameters = document.get("id"), document.get("parameters")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidRequest("invalid inference request: id: must be a string")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise InvalidRequest("invalid inference request: parameters: must be an object")
     return InferRequest(
         model_name=model_name,
         infer_inputs=inputs,
-        request_id=header.get("id"),
-        parameters=header.get("parameters"),
+        request_id=request_id,
+        parameters=parameters,
         request_outputs=requested,
     )
 
@@ -206,7 +250,7 @@ def _tensor(infer_input: InferInput) -> np.ndarray:
     raw = getattr(infer_input, "_raw_data", None)  # the binary tensor extension
     if raw is not None:
         dtype = np.dtype(_NP_DTYPE[datatype])
-        expected = int(np.prod(shape)) * dtype.itemsize
+        expected = math.prod(shape) * dtype.itemsize
         if len(raw) != expected:
             raise InvalidRequest(
                 f"input '{name}' carries {len(raw)} bytes of binary data; shape {shape} of {datatype} needs {expected}"
@@ -221,9 +265,9 @@ def _tensor(infer_input: InferInput) -> np.ndarray:
         raise InvalidRequest(
             f"input '{name}' holds non-numeric data (e.g. {_first_bad(array)}): send numbers"
         )
-    if array.size != int(np.prod(shape)):
+    if array.size != math.prod(shape):
         raise InvalidRequest(
-            f"input '{name}' has {array.size} values but its shape {shape} needs {int(np.prod(shape))}"
+            f"input '{name}' has {array.size} values but its shape {shape} needs {math.prod(shape)}"
         )
     return array.reshape(shape)
 
@@ -236,8 +280,14 @@ def _first_bad(array: np.ndarray) -> str:
 
 
 def finite_float32(matrix: np.ndarray, feature_names: tuple[str, ...]) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.ascontiguousarray(matrix, dtype=np.float32)
+    """``matrix`` as C-contiguous float32; NaN, infinity or values beyond float32 range are refused."""
+    if matrix.dtype == np.float32:
+        out = np.ascontiguousarray(matrix)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 range becomes inf: refused below
+            out = np.ascontiguousarray(matrix, dtype=np.float32)
+    if np.isfinite(out).all():
+        return out
     finite = np.isfinite(out)
     if not finite.all():
         row, column = (int(i) for i in np.argwhere(~finite)[0])
@@ -254,6 +304,60 @@ def _check_requested_outputs(request: InferRequest) -> None:
             raise InvalidRequest(
                 f"unknown output '{output.name}': this model returns {', '.join(OUTPUT_NAMES)}"
             )
+
+
+def write_response(request: InferRequest, response: InferResponse) -> tuple[bytes, dict[str, str]]:
+    """Serialise a response whose outputs hold numpy data: JSON (orjson), or the binary tensor extension
+    for the outputs the request asks in binary (``binary_data_output``, or ``binary_data`` per output).
+
+    Returns the body and the headers to send with it.
+    """
+    default_binary = bool(request.use_binary_outputs)
+    wanted = request.request_outputs or [None] * len(response.outputs)
+    by_name = {o.name: o for o in response.outputs}
+    entries, blobs = [], []
+    for requested, output in zip(wanted, response.outputs, strict=False):
+        if requested is not None:
+            output = by_name[requested.name]
+            binary = requested.binary_data if requested.binary_data is not None else default_binary
+        else:
+            binary = default_binary
+        entry: dict[str, object] = {"name": output.name, "datatype": output.datatype, "shape": output.shape}
+        data = output.data
+        if binary:
+            blob = _binary(data, output.datatype)
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            entry["data"] = data.tolist() if data.dtype == object else data
+        entries.append(entry)
+    document = {
+        "id": response.id,
+        "model_name": response.model_name,
+        "model_version": response.model_version,
+        "outputs": entries,
+    }
+    content = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return content, {"content-type": "application/json"}
+    return b"".join([content, *blobs]), {
+        "content-type": "application/octet-stream",
+        "inference-header-content-length": str(len(content)),
+    }
+
+
+def _binary(data: np.ndarray, datatype: str) -> bytes:
+    if datatype == "BYTES":  # each element: its length as uint32 little-endian, then its UTF-8 bytes
+        return b"".join(_BYTES_ELEMENT.get(v) or _length_prefixed(v) for v in data.tolist())
+    return np.ascontiguousarray(data, dtype=np.dtype(_NP_DTYPE[datatype]).newbyteorder("<")).tobytes()
+
+
+def _length_prefixed(value: object) -> bytes:
+    raw = value if isinstance(value, bytes) else str(value).encode()
+    return struct.pack("<I", len(raw)) + raw
+
+
+_BYTES_ELEMENT = {v: _length_prefixed(v) for v in ("low", "medium", "high", "approve", "review", "reject")}
 
 
 def encode(request: InferRequest, outputs: Outputs, model_name: str, model_version: str) -> InferResponse:

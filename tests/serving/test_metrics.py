@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from serving import metrics as metrics_module
 from serving.artifact import ModelCard
-from serving.metrics import ModelMetrics, _observe_histogram, _window_baseline, psi
+from serving.metrics import ModelMetrics, _window_baseline, psi
 from tests.support import TrainedModel
 
 
@@ -38,19 +38,37 @@ def test_psi() -> None:
     assert psi(np.array([0, 0, 10]), ref) > 1  # an empty reference bin is floored, not infinite
 
 
-def test_batched_histogram_equals_one_by_one() -> None:
-    edges = [0.1, 0.5, 0.9, math.inf]
-    values = np.random.default_rng(0).uniform(size=500)
-    a = Histogram("a", "a", buckets=edges, registry=CollectorRegistry())
-    b = Histogram("b", "b", buckets=edges, registry=CollectorRegistry())
-    for v in values:
-        a.observe(float(v))
-    counts = np.bincount(np.searchsorted(edges[:-1], values, side="left"), minlength=4)
-    _observe_histogram(b, values, counts)
-    sa = [(s.labels, s.value) for s in a.collect()[0].samples if not s.name.endswith("_created")]
-    sb = [(s.labels, s.value) for s in b.collect()[0].samples if not s.name.endswith("_created")]
-    assert [x[0] for x in sa] == [x[0] for x in sb]
-    np.testing.assert_allclose([x[1] for x in sa], [x[1] for x in sb])
+def test_batched_histogram_equals_one_by_one(card: ModelCard, trained: TrainedModel) -> None:
+    """The score histogram fed from the pending bin counts equals prometheus_client's own observe()."""
+    metrics = ModelMetrics(card, "1", 0.0, drift_window_seconds=60)
+    reference = Histogram(
+        "r", "r", buckets=(*card.score.edges.tolist(), math.inf), registry=CollectorRegistry()
+    )
+    probability = trained.pipeline.predict_proba(trained.X_test)[:, 1].astype(np.float32)
+    for chunk in (probability[:1], probability[1:40], probability[40:]):  # both binning paths
+        metrics.observe(trained.X_test[: len(chunk)], chunk, np.zeros(len(chunk), dtype=np.intp))
+        for value in chunk:
+            reference.observe(float(value))
+    metrics.flush()
+    family = next(f for f in metrics.registry.collect() if f.name == "credit_risk_score")
+    ours = {s.labels["le"]: s.value for s in family.samples if s.name.endswith("_bucket")}
+    theirs = {s.labels["le"]: s.value for s in reference.collect()[0].samples if s.name.endswith("_bucket")}
+    assert ours == theirs
+    total = next(s.value for s in family.samples if s.name.endswith("_sum"))
+    assert total == pytest.approx(float(probability.astype(np.float64).sum()), rel=1e-6)
+
+
+def test_feature_bins_agree_on_both_paths(card: ModelCard, trained: TrainedModel) -> None:
+    """Small batches bin with one vectorised comparison, large ones with searchsorted: same bins."""
+    X = trained.X_test[:200]
+    for rows in (1, 64, 65, 200):
+        metrics = ModelMetrics(card, "1", 0.0, drift_window_seconds=60)
+        metrics.observe(X[:rows], np.full(rows, 0.5, np.float32), np.ones(rows, dtype=np.intp))
+        pending = metrics._pending
+        for j, feature in enumerate(card.feature_names):
+            start = metrics._feature_offsets[j]
+            expected = card.features[feature].counts(X[:rows, j].astype(np.float64))
+            assert pending[start : start + len(expected)].tolist() == expected.tolist(), (rows, feature)
 
 
 def test_observe_counts_every_row_in_its_bins(card: ModelCard, trained: TrainedModel) -> None:

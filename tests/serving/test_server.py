@@ -19,6 +19,7 @@ from tests.support import Server, TrainedModel, http, running_server
 
 MAX_ROWS = 500
 MAX_BYTES = 2_000_000
+FLUSH = 0.2  # --metrics-flush-seconds of the servers here: per-row counts reach /metrics this often
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,7 @@ def _features_body(rows: np.ndarray, **extra: object) -> dict:
 
 
 def metrics(server: Server) -> dict[tuple[str, tuple], float]:
+    time.sleep(2.5 * FLUSH)  # every worker has pushed its per-row counts
     status, _, content = http("GET", server.url + "/metrics")
     assert status == 200
     out = {}
@@ -220,7 +222,7 @@ BAD_V2 = [
     ({"foo": 1}, "inputs: Field required"),
     ([1, 2, 3], "invalid inference request"),
     (b'{"inputs": [', "malformed JSON"),
-    (b'{"inputs": [{"name": "features", "shape": [1, 26], "datatype": "FP32", "data": [NaN' + b", 1" * 25 + b"]}]}", "NaN, infinite or beyond float32 range; first at row 0, feature 'CountryCode' (nan)"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 26], "datatype": "FP32", "data": [NaN' + b", 1" * 25 + b"]}]}", "malformed JSON"),
     (b"", "invalid inference request"),
 ]  # fmt: skip
 
@@ -299,7 +301,15 @@ def test_server_is_still_up_after_bad_input(server: Server) -> None:
 
 
 def test_metrics_are_aggregated_across_workers(trained: TrainedModel, tmp_path: Path) -> None:
-    with running_server("--model-uri", str(trained.path), "--workers", "2", workdir=tmp_path) as fresh:
+    with running_server(
+        "--model-uri",
+        str(trained.path),
+        "--workers",
+        "2",
+        "--metrics-flush-seconds",
+        str(FLUSH),
+        workdir=tmp_path,
+    ) as fresh:
         for _ in range(40):
             assert _infer(fresh, {"features": ROW}, path="/predict")[0] == 200
         assert _infer(fresh, _features_body(trained.X_test[:100]))[0] == 200
@@ -392,6 +402,8 @@ def test_score_drift_stays_low_for_reference_like_traffic_and_rises_for_a_shift(
         "2",
         "--drift-window-seconds",
         str(window),
+        "--metrics-flush-seconds",
+        str(FLUSH),
         workdir=tmp_path,
     ) as fresh:
         reference_like = trained.X_fresh[np.random.default_rng(0).integers(0, len(trained.X_fresh), 1_500)]
