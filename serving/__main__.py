@@ -8,6 +8,7 @@ so Kubernetes restarts the pod and ``kubectl logs`` says why.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -28,6 +29,8 @@ def prepare_metrics_dir(settings: ServingSettings) -> Path:
         Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]) if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else None
     )
     folder = configured or Path(tempfile.mkdtemp(prefix="credit-risk-metrics-"))
+    if configured is None:  # ours alone: gone with the server
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.iterdir():  # samples of a previous run would be summed into this one
         if stale.is_file():

@@ -11,8 +11,13 @@ rebuilds them from the model bytes in the worker.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import logging
+import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,16 +121,40 @@ class CreditRiskModel(Model):
         )
 
     def __getstate__(self) -> dict[str, Any]:
+        """What a worker receives: everything but the session and metrics, and the model as a file path.
+
+        The model bytes stay out of the pickle on purpose: multiprocessing writes it into a pipe the
+        parent itself holds open until the write ends, so a worker killed while starting (a SIGTERM in
+        the first seconds) left the parent blocked forever once the payload exceeded the pipe buffer.
+        """
+        spilled = self._spill() if self._content is not None else None
         state = self.__dict__.copy()
-        state["_session"] = None
-        state["metrics"] = None
+        state.update(_session=None, metrics=None, _content=None, _content_file=spilled)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        path = state.pop("_content_file", None)
         self.__dict__.update(state)
-        if self._content is not None:
+        if path is not None:
+            content = Path(path).read_bytes()
+            if hashlib.sha256(content).hexdigest() != self._digest:
+                raise ModelLoadError(
+                    f"the model file handed to this worker ({path}) changed since it was loaded"
+                )
+            self._content = content
             self._open()
             self._start_metrics()
+
+    def _spill(self) -> str:
+        """The model bytes in a private file (created once, removed at exit) for the workers to read."""
+        if self.__dict__.get("_spilled") is None:
+            handle, path = tempfile.mkstemp(prefix="credit-risk-model-", suffix=".onnx")
+            with os.fdopen(handle, "wb") as out:
+                out.write(self._content)
+            atexit.register(Path(path).unlink, missing_ok=True)
+            self.__dict__["_spilled"] = path
+            self.__dict__["_digest"] = hashlib.sha256(self._content).hexdigest()
+        return self.__dict__["_spilled"]
 
     # ------------------------------------------------------------------------------------------ metadata
 

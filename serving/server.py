@@ -32,7 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from kserve import ModelServer
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
-from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess
+from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
 from kserve.protocol.rest.server import RESTServer
 from kserve.protocol.rest.v2_endpoints import V2Endpoints
 
@@ -83,6 +83,28 @@ class CreditRiskRESTServerMultiProcess(RESTServerMultiProcess):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rest_server.__class__ = CreditRiskRESTServer
+
+    async def keep_subprocess_alive(self, sockets: list) -> None:
+        """Replace a worker that exited; leave a running one alone.
+
+        kserve pings every worker over a pipe with a blocking 5 s wait inside the event loop and kills
+        any that does not answer — including one still importing at start-up, so a SIGTERM in the first
+        seconds left the parent stuck restarting workers until SIGKILL. A worker that hangs while running
+        is the liveness probe's to catch.
+        """
+        for index, process in enumerate(self._processes):
+            if self.should_exit.is_set():
+                return
+            if process._process.exitcode is None:
+                continue
+            log.warning(
+                "worker %s exited with code %s; starting a new one", process.pid, process._process.exitcode
+            )
+            replacement = RESTServerProcess(
+                sockets, self._rest_server.run, log_config_file=self.log_config_file
+            )
+            replacement.start()
+            self._processes[index] = replacement
 
 
 class CreditRiskModelServer(ModelServer):

@@ -126,3 +126,22 @@ def test_help_lists_the_settings(option: str) -> None:
         "--drift-window-seconds",
     ):
         assert flag in result.stdout
+
+
+def test_sigterm_right_after_start_exits_promptly_and_cleans_up(
+    trained: TrainedModel, tmp_path: Path
+) -> None:
+    """SIGTERM to the whole process group while the second worker may still be starting (as when a pod is
+    deleted at once): the server stops within seconds, exits 0 and leaves no temporary files behind."""
+    import glob
+    import time
+
+    from tests.support import stop
+
+    before = set(glob.glob("/tmp/credit-risk-*"))
+    for _ in range(2):
+        with running_server("--model-uri", str(trained.path), "--workers", "2", workdir=tmp_path) as server:
+            started = time.monotonic()
+            code = stop(server.process, timeout=15)
+            assert code == 0 and time.monotonic() - started < 10, server.logs()[-2000:]
+    assert set(glob.glob("/tmp/credit-risk-*")) <= before

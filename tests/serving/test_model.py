@@ -72,7 +72,10 @@ def test_business_bands_and_decisions(trained: TrainedModel) -> None:
 
 def test_survives_pickling_into_a_worker(trained: TrainedModel) -> None:
     model = _model(trained.path)
-    clone = pickle.loads(pickle.dumps(model))
+    payload = pickle.dumps(model)
+    # Below a pipe's buffer: multiprocessing must never block writing it to a worker that died starting.
+    assert len(payload) < 64 * 1024 < len(trained.path.read_bytes())
+    clone = pickle.loads(payload)
     assert clone._session is not model._session and clone.metrics is not model.metrics
     np.testing.assert_array_equal(
         clone.score(trained.X_test).probability, model.score(trained.X_test).probability
