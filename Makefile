@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Tools installed by the venv (ruff, actionlint, kubernetes-validate, shellcheck) are called by name.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help install train serve test lint format bench-train bench-serve monitoring-snapshot monitoring-generate clean
