@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -158,10 +159,15 @@ class ResolvedModel:
     registry_version: str | None = None
 
 
-def resolve(uri: str) -> ResolvedModel:
+def resolve(uri: str, registry_retries: int = 3, registry_timeout_seconds: int = 10) -> ResolvedModel:
     """Read the ONNX model behind ``uri`` (see the module docstring for the accepted forms)."""
     match = _REGISTRY_URI.match(uri)
     if match:
+        # MLflow's own defaults (7 retries, backoff to 2 minutes, 120 s timeouts) hold a pod in start-up
+        # for minutes when the registry is down; fail fast instead, unless the operator set them.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(registry_retries))
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(registry_timeout_seconds))
         return _from_registry(uri, match)
     if uri.startswith("models:"):
         raise ModelLoadError(

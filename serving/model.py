@@ -59,7 +59,9 @@ class CreditRiskModel(Model):
     def load(self) -> bool:
         """Resolve the model URI, open the session, read and check the contract. Raises :class:`ModelLoadError`."""
         started = time.perf_counter()
-        resolved = resolve(self.settings.model_uri)
+        resolved = resolve(
+            self.settings.model_uri, self.settings.registry_retries, self.settings.registry_timeout_seconds
+        )
         self._content = resolved.content
         self.source = resolved.source
         self._open()

@@ -18,6 +18,10 @@ class ServingSettings(BaseSettings):
         "(resolved through MLflow at start-up; tracking server from $MLFLOW_TRACKING_URI)"
     )
     model_name: str = Field("credit-risk", description="name on the V2 endpoints (/v2/models/NAME)")
+    registry_retries: int = Field(
+        3, ge=0, le=10, description="retries of a models:/ lookup when MLflow is unreachable (then exit 1)"
+    )
+    registry_timeout_seconds: int = Field(10, ge=1, description="timeout of each MLflow request at start-up")
     http_port: int = Field(8080, ge=1, le=65535, description="HTTP port (V2, /predict, /metrics)")
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
     threshold: float | None = Field(

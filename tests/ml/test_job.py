@@ -190,3 +190,28 @@ def test_failed_export_parity_leaves_the_registry_untouched(first_run) -> None:
         filter_string="attributes.status = 'FAILED'",
     )
     assert len(failed) == 1
+
+
+def _champion(workdir: Path) -> str:
+    _use(workdir)
+    return str(MlflowClient().get_model_version_by_alias("credit-risk", "champion").version)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "latin-1"])
+def test_a_damaged_csv_leaves_the_champion_untouched(first_run, damage: str, tmp_path: Path) -> None:
+    from ml.synthetic import SyntheticSpec, generate_transactions, write_csv
+
+    workdir, _, _ = first_run
+    before = _champion(workdir)
+    path = tmp_path / "data.csv"
+    write_csv(generate_transactions(SyntheticSpec(rows=3_000, seed=3)), str(path))
+    raw = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])  # cut mid-row, as an interrupted copy leaves it
+        expected = "is empty in 1 row(s)"
+    else:
+        path.write_bytes(raw.decode().replace("CustomerId_", "CustomérId_", 1).encode("latin-1"))
+        expected = "is not valid UTF-8"
+    result = run_cli("train", "--data", str(path), cwd=workdir)
+    assert result.returncode == 2 and expected in result.stderr
+    assert _champion(workdir) == before

@@ -145,3 +145,54 @@ def test_sigterm_right_after_start_exits_promptly_and_cleans_up(
             code = stop(server.process, timeout=15)
             assert code == 0 and time.monotonic() - started < 10, server.logs()[-2000:]
     assert set(glob.glob("/tmp/credit-risk-*")) <= before
+
+
+def _narrow_model(trained: TrainedModel, path: Path) -> Path:
+    """An ONNX model with our metadata but an input of 5 features instead of 26."""
+    from skl2onnx import to_onnx
+    from sklearn.tree import DecisionTreeClassifier
+
+    narrow = to_onnx(
+        DecisionTreeClassifier(max_depth=2).fit(trained.X_train[:, :5], trained.y_train),
+        trained.X_train[:1, :5],
+        options={"zipmap": False},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    narrow.metadata_props.extend(onnx.load(str(trained.path)).metadata_props)
+    onnx.save(narrow, str(path))
+    return path
+
+
+def _written(content: bytes, path: Path) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda t, p: _written(b"\x08garbage", p), "is not a loadable ONNX model"),
+        (lambda t, p: _written(t.path.read_bytes()[:5_000], p), "is not a loadable ONNX model"),
+        (_narrow_model, "must take one float tensor [N, 26]"),
+    ],
+    ids=["corrupt", "truncated", "wrong-input-shape"],
+)
+def test_a_bad_model_file_exits_1_with_one_clear_line(
+    trained: TrainedModel, tmp_path: Path, make, message: str
+) -> None:
+    path = make(trained, tmp_path / "model.onnx")
+    result = _run("--model-uri", str(path))
+    assert result.returncode == 1
+    assert f"ERROR serving: cannot serve {path}: " in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_registry_exits_1_quickly(tmp_path: Path) -> None:
+    import time
+
+    started = time.monotonic()
+    result = _run("--model-uri", "models:/credit-risk@champion", "--registry-retries", "1",
+                  env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})  # fmt: skip
+    assert result.returncode == 1
+    assert "cannot resolve models:/credit-risk@champion through MLflow at http://127.0.0.1:9" in result.stderr
+    assert time.monotonic() - started < 60
