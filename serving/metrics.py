@@ -40,6 +40,7 @@ import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, exposition
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.requests import ClientDisconnect
 
 from serving.artifact import ModelCard
 
@@ -393,8 +394,14 @@ class _Static:
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
 
+# nginx's code for a client that closed the connection before the answer (e.g. mid-body): not a server error,
+# so it never counts towards the error-ratio alert.
+CLIENT_CLOSED_REQUEST = 499
+
+
 class RequestMetricsMiddleware:
-    """Counts requests by route template, model and status code, and times them end to end."""
+    """Counts requests by route template, model and status code (499 when the client left before any
+    answer), and times them end to end."""
 
     def __init__(self, app: ASGIApp, metrics: Callable[[], ModelMetrics | None], default_model: str) -> None:
         self.app = app
@@ -406,7 +413,13 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = [500]
+        status = [500]  # unless a response starts, or the client leaves first
+
+        async def receive_wrapper() -> dict:
+            message = await receive()
+            if message["type"] == "http.disconnect" and status[0] == 500:
+                status[0] = CLIENT_CLOSED_REQUEST
+            return message
 
         async def send_wrapper(message: dict) -> None:
             if message["type"] == "http.response.start":
@@ -414,7 +427,9 @@ class RequestMetricsMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing wrong with the server
+            status[0] = CLIENT_CLOSED_REQUEST
         finally:
             metrics = self.metrics()
             if metrics is not None:

@@ -77,11 +77,12 @@ def read_binary_request(body: bytes, header_length: str | None, model_name: str)
     """Parse the binary tensor extension: a JSON header of ``header_length`` bytes, then each input's raw
     bytes in order (``parameters.binary_data_size``). Tensors stay as bytes (decoded zero-copy later); any
     inconsistency is an :class:`InvalidRequest`, never a server error."""
-    if header_length is None or not header_length.strip().isdigit():
+    text = (header_length or "").strip()
+    if not (text.isascii() and text.isdigit()):  # str.isdigit alone admits '¹', which int() refuses
         raise InvalidRequest(
             f"binary request without a valid Inference-Header-Content-Length header (got {header_length!r})"
         )
-    length = int(header_length)
+    length = int(text)
     if length > len(body):
         raise InvalidRequest(
             f"Inference-Header-Content-Length is {length} but the body has only {len(body)} bytes"
@@ -145,10 +146,14 @@ def _request(document: object, model_name: str, body: bytes | None = None, offse
     requested = None
     if outputs is not None:
         if not isinstance(outputs, list) or not all(
-            isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
+            isinstance(o, dict)
+            and isinstance(o.get("name"), str)
+            and isinstance(o.get("parameters") or {}, dict)
+            for o in outputs
         ):
             raise InvalidRequest(
-                "invalid inference request: outputs: must be a list of objects with a 'name'"
+                "invalid inference request: outputs: must be a list of objects with a 'name' "
+                "(and 'parameters', if any, an object)"
             )
         requested = [RequestedOutput(name=o["name"], parameters=o.get("parameters") or {}) for o in outputs]
     request_id, parameters = document.get("id"), document.get("parameters")
@@ -255,7 +260,7 @@ def _tensor(infer_input: InferInput) -> np.ndarray:
             raise InvalidRequest(
                 f"input '{name}' carries {len(raw)} bytes of binary data; shape {shape} of {datatype} needs {expected}"
             )
-        return np.frombuffer(raw, dtype=dtype).reshape(shape)
+        return _reshape(np.frombuffer(raw, dtype=dtype), shape, name)
     data = infer_input.data
     try:
         array = np.asarray(data)
@@ -269,7 +274,15 @@ def _tensor(infer_input: InferInput) -> np.ndarray:
         raise InvalidRequest(
             f"input '{name}' has {array.size} values but its shape {shape} needs {math.prod(shape)}"
         )
-    return array.reshape(shape)
+    return _reshape(array, shape, name)
+
+
+def _reshape(array: np.ndarray, shape: list[int], name: str) -> np.ndarray:
+    """numpy refuses (ValueError) shapes it cannot represent, e.g. ``[0, 2**63]``, even with no data."""
+    try:
+        return array.reshape(shape)
+    except ValueError as exc:
+        raise InvalidRequest(f"input '{name}' has an impossible shape {shape}: {exc}") from exc
 
 
 def _first_bad(array: np.ndarray) -> str:
