@@ -21,12 +21,18 @@ the same application is built in every worker.
 
 from __future__ import annotations
 
+import array
+import asyncio
+import fcntl
 import logging
+import socket
+import termios
 from http import HTTPStatus
 from typing import Any
 
 import kserve.model_server as kserve_model_server
 import orjson
+import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from kserve import ModelServer
@@ -45,7 +51,16 @@ log = logging.getLogger(__name__)
 
 
 class CreditRiskRESTServer(RESTServer):
-    """kserve's REST server with the predictor's routes, limits, error bodies and metrics."""
+    """kserve's REST server with the predictor's routes, limits, error bodies and metrics, run by a
+    :class:`DrainingServer`."""
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:  # a worker process
+        self._server = DrainingServer(self.config)
+        super().run(sockets)
+
+    async def start(self) -> None:  # --workers 1: in the main process
+        self._server = DrainingServer(self.config)
+        await super().start()
 
     def _credit_risk_model(self) -> CreditRiskModel:
         for model in self.dataplane.model_registry.get_models().values():
@@ -84,6 +99,18 @@ class CreditRiskRESTServerMultiProcess(RESTServerMultiProcess):
         super().__init__(*args, **kwargs)
         self._rest_server.__class__ = CreditRiskRESTServer
 
+    def init_processes(self, sockets: list[socket.socket]) -> None:
+        self._listeners = sockets
+        super().init_processes(sockets)
+
+    async def terminate_all(self) -> None:
+        """Close the parent's copy of the listening socket before stopping the workers: kserve keeps it
+        until the parent exits, so while the workers drain, the kernel went on completing new connections
+        that nobody would accept — held, then reset up to the grace period later, instead of refused."""
+        for listener in getattr(self, "_listeners", []):
+            listener.close()
+        await super().terminate_all()
+
     async def keep_subprocess_alive(self, sockets: list) -> None:
         """Replace a worker that exited; leave a running one alone.
 
@@ -105,6 +132,63 @@ class CreditRiskRESTServerMultiProcess(RESTServerMultiProcess):
             )
             replacement.start()
             self._processes[index] = replacement
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server with a shutdown that drops no request sent on a kept-alive connection.
+
+    uvicorn's own shutdown closes every connection with no request in progress at once. A connection whose
+    next request already sits unread in its socket (the worker was busy scoring) is then closed with
+    unread data, which the kernel answers with a TCP reset: the client loses a request it sent before the
+    signal. Here, once the listeners are closed, every answer carries ``Connection: close`` (so each
+    connection ends cleanly after its current or next request), and the server itself closes a connection
+    only when it is idle, nothing waits unread in its socket, and it has stayed so for ``idle_seconds`` —
+    time for a client in mid-exchange to send its next request. Then uvicorn's shutdown proper: wait for
+    the running requests, up to the grace period.
+    """
+
+    idle_seconds = 0.5
+    tick_seconds = 0.02
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        state = self.server_state
+        state.default_headers = [
+            *state.default_headers,
+            (b"connection", b"close"),
+        ]  # read by each new request
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.timeout_graceful_shutdown
+        idle_since: dict[Any, float] = {}
+        while state.connections and loop.time() < deadline:
+            now = loop.time()
+            for connection in list(state.connections):
+                cycle = getattr(connection, "cycle", None)
+                if cycle is not None and not cycle.response_complete:  # answering: close after it
+                    cycle.keep_alive = False
+                    idle_since.pop(connection, None)
+                elif getattr(connection, "pipeline", None) or _unread_bytes(connection.transport):
+                    idle_since.pop(connection, None)  # a request is waiting: it is read and answered next
+                elif now - idle_since.setdefault(connection, now) >= self.idle_seconds:
+                    connection.transport.close()
+            await asyncio.sleep(self.tick_seconds)
+        await super().shutdown(sockets)
+
+
+def _unread_bytes(transport: asyncio.Transport) -> int:
+    """Bytes the kernel holds for this connection that the server has not read yet (FIONREAD)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or transport.is_closing():
+        return 0
+    count = array.array("i", [0])
+    try:
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
+    except OSError:
+        return 0
+    return count[0]
 
 
 class CreditRiskModelServer(ModelServer):
@@ -145,7 +229,9 @@ def register_endpoints(app: FastAPI, model: CreditRiskModel, endpoints: V2Endpoi
             "outputs": model.get_output_types(),
         }
 
-    async def version_ready(model_name: str, model_version: str) -> Any:
+    async def ready(model_name: str, model_version: str | None = None) -> Any:
+        """Model readiness; the version comes from the path or the ``model_version`` query parameter
+        (kserve answers that one with 501 "Model versioning not supported yet")."""
         check(model_name, model_version)
         return await endpoints.model_ready(model_name)
 
@@ -188,8 +274,9 @@ def register_endpoints(app: FastAPI, model: CreditRiskModel, endpoints: V2Endpoi
     app.add_api_route(
         "/v2/models/{model_name}/versions/{model_version}", metadata, methods=["GET"], tags=["V2"]
     )
+    app.add_api_route("/v2/models/{model_name}/ready", ready, methods=["GET"], tags=["V2"])
     app.add_api_route(
-        "/v2/models/{model_name}/versions/{model_version}/ready", version_ready, methods=["GET"], tags=["V2"]
+        "/v2/models/{model_name}/versions/{model_version}/ready", ready, methods=["GET"], tags=["V2"]
     )
     app.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
     app.add_route("/v2/models/{model_name}/versions/{model_version}/infer", infer, methods=["POST"])

@@ -93,6 +93,14 @@ def test_health_and_metadata_endpoints(server: Server) -> None:
     assert status == 404 and body == {
         "error": "model credit-risk version 2 is not served here; this server serves version 1"
     }
+    assert get("/v2/models/credit-risk/ready?model_version=1") == (
+        200,
+        {"name": "credit-risk", "ready": True},
+    )
+    status, body = get("/v2/models/credit-risk/ready?model_version=2")  # kserve answers 501 here
+    assert status == 404 and "version 2 is not served here" in body["error"]
+    status, body = get("/v2/models/other/ready")
+    assert status == 404 and "other" in body["error"]
     status, body = get("/v2/models/other")
     assert status == 404 and "other" in body["error"]
     assert get("/health") == (
