@@ -78,10 +78,10 @@ class CreditRiskRESTServer(RESTServer):
 
     def _register_endpoints(self, app: FastAPI) -> None:
         # Registered first, so these win over kserve's routes for the same paths.
-        register_endpoints(
-            app, self._credit_risk_model(), V2Endpoints(self.dataplane, self.model_repository_extension)
-        )
+        model = self._credit_risk_model()
+        register_endpoints(app, model, V2Endpoints(self.dataplane, self.model_repository_extension))
         super()._register_endpoints(app)
+        document_openapi(app, model)
 
     def _add_exception_handlers(self, app: FastAPI) -> None:
         super()._add_exception_handlers(app)
@@ -280,8 +280,95 @@ def register_endpoints(app: FastAPI, model: CreditRiskModel, endpoints: V2Endpoi
     )
     app.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
     app.add_route("/v2/models/{model_name}/versions/{model_version}/infer", infer, methods=["POST"])
-    app.add_api_route("/predict", predict, methods=["POST"], tags=["legacy"])
+
+    async def repository(request: Request) -> Response:
+        """kserve's model repository extension would let any caller unload the model over plain HTTP
+        (scoring then answers 503 while the health checks stay green): this server loads its one model at
+        start-up, so these routes, registered before kserve's, answer 404."""
+        return _json({"error": f"the model repository extension is disabled: {request.url.path}"}, 404)
+
+    async def explain(request: Request) -> Response:
+        # kserve answers 501 (a server error, which would count towards the error-ratio alert).
+        return _json({"error": "this predictor has no explainer"}, 404)
+
+    for action in ("load", "unload"):
+        app.add_route(f"/v2/repository/models/{{model_name}}/{action}", repository, methods=["POST"])
+    app.add_route("/v1/models/{model_name}:explain", explain, methods=["POST"])
+    app.add_api_route(
+        "/predict",
+        predict,
+        methods=["POST"],
+        tags=["legacy"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": legacy.request_schema(len(model.card.feature_names))}
+                },
+            },
+            "responses": _ERROR_RESPONSES,
+        },
+    )
     app.add_api_route("/health", health, methods=["GET"], tags=["legacy"])
+
+
+# -------------------------------------------------------------------------------------------------- OpenAPI
+
+_ERROR = {"application/json": {"schema": {"type": "object", "required": ["error"],
+                                          "properties": {"error": {"type": "string"}}}}}  # fmt: skip
+_ERROR_RESPONSES = {
+    "400": {"description": "bad input: what is wrong is in 'error'", "content": _ERROR},
+    "404": {"description": "unknown model or version", "content": _ERROR},
+    "413": {"description": "the body exceeds --max-request-bytes", "content": _ERROR},
+    "503": {"description": "the model is not ready", "content": _ERROR},
+}
+_INFER = "/v2/models/{model_name}/infer"
+_INFER_VERSIONED = "/v2/models/{model_name}/versions/{model_version}/infer"
+
+
+def document_openapi(app: FastAPI, model: CreditRiskModel) -> None:
+    """Make ``/openapi.json`` describe the served infer routes (plain Starlette routes, for speed, so FastAPI
+    leaves kserve's description in place): the error answers instead of kserve's 422, the binary tensor
+    extension, and the versioned path."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        paths = document.get("paths", {})
+        for path in [p for p in paths if p.startswith("/v2/repository/") or p.endswith(":explain")]:
+            del paths[path]  # disabled (see register_endpoints)
+        operation = paths.get(_INFER, {}).get("post")
+        if operation is not None:
+            operation["responses"] = {
+                "200": operation.get("responses", {}).get("200", {"description": "the scores"}),
+                **_ERROR_RESPONSES,
+            }
+            operation.setdefault("requestBody", {}).setdefault("content", {})["application/octet-stream"] = {
+                "schema": {"type": "string", "format": "binary"},
+                "x-description": "the binary tensor extension: a JSON header of Inference-Header-Content-Length "
+                "bytes, then each input's raw little-endian data",
+            }
+            operation["parameters"] = [
+                *(p for p in operation.get("parameters", []) if p.get("name") != "model_version"),
+                {"name": "Inference-Header-Content-Length", "in": "header", "required": False,
+                 "schema": {"type": "integer", "minimum": 0}},
+            ]  # fmt: skip
+            versioned = orjson.loads(orjson.dumps(operation))
+            versioned["operationId"] = f"{operation.get('operationId', 'infer')}_versioned"
+            versioned["parameters"].append(
+                {"name": "model_version", "in": "path", "required": True, "schema": {"type": "string"}}
+            )
+            paths[_INFER_VERSIONED] = {"post": versioned}
+        document["info"]["description"] = (
+            f"Credit-risk predictor for model {model.name} version {model.version}: Open Inference Protocol (V2) "
+            "and the original /predict API."
+        )
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # -------------------------------------------------------------------------------------------------- errors

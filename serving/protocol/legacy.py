@@ -13,6 +13,16 @@ from serving.errors import InvalidRequest
 from serving.protocol.v2 import Outputs, finite_float32
 
 
+def request_schema(n_features: int) -> dict:
+    """The request body's JSON schema, for the OpenAPI document."""
+    row = {"type": "array", "items": {"type": "number"}, "minItems": n_features, "maxItems": n_features}
+    return {
+        "type": "object",
+        "required": ["features"],
+        "properties": {"features": {"oneOf": [row, {"type": "array", "items": row, "minItems": 1}]}},
+    }
+
+
 def decode(body: bytes, feature_names: tuple[str, ...], max_rows: int) -> tuple[np.ndarray, bool]:
     """The request's rows as float32 ``[N, F]`` and whether it was a single row."""
     n = len(feature_names)

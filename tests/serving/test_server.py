@@ -109,6 +109,30 @@ def test_health_and_metadata_endpoints(server: Server) -> None:
     )
 
 
+def test_no_http_call_can_unload_the_model(server: Server) -> None:
+    """kserve's repository extension (load / unload) is disabled: one model, loaded at start-up."""
+    for path in ("/v2/repository/models/credit-risk/unload", "/v2/repository/models/credit-risk/load"):
+        status, _, content = http("POST", server.url + path, b"")
+        assert status == 404 and b"repository extension is disabled" in content
+    status, _, content = http("POST", server.url + "/v1/models/credit-risk:explain", b"{}")
+    assert status == 404 and b"no explainer" in content  # kserve: 501, a server error
+    assert http("GET", server.url + "/v2/models/credit-risk/ready")[0] == 200
+
+
+def test_openapi_describes_the_served_routes(server: Server) -> None:
+    status, _, content = http("GET", server.url + "/openapi.json")
+    paths = json.loads(content)["paths"]
+    assert status == 200 and not [p for p in paths if "repository" in p or "explain" in p]
+    for path in ("/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}/infer"):
+        operation = paths[path]["post"]
+        assert {"200", "400", "404", "413", "503"} <= set(operation["responses"]), operation["responses"]
+        assert "422" not in operation["responses"]
+        assert {"application/json", "application/octet-stream"} <= set(operation["requestBody"]["content"])
+    body = paths["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["features"]
+    assert body["properties"]["features"]["oneOf"][0]["minItems"] == 26
+
+
 def test_json_infer_matches_onnxruntime_and_sklearn(server: Server, trained: TrainedModel) -> None:
     rows = trained.X_test[:MAX_ROWS]
     status, body = _infer(server, _features_body(rows, id="req-1"))
