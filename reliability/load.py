@@ -1074,6 +1074,9 @@ def default_shutdown_specs(grace: int) -> list[ShutdownSpec]:
             check_new_connections=False,
         ),  # fmt: skip
         ShutdownSpec("parent-stalled-grace5", "parent", grace=5, connections=8, stall=True),
+        ShutdownSpec(
+            "parent-stalled-grace5-workers1", "parent", workers=1, grace=5, connections=8, stall=True
+        ),
         ShutdownSpec("parent-1row-workers1", "parent", workers=1, grace=grace),
     ]
 

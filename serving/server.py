@@ -161,20 +161,29 @@ class DrainingServer(uvicorn.Server):
             (b"connection", b"close"),
         ]  # read by each new request
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.timeout_graceful_shutdown
+        grace = self.config.timeout_graceful_shutdown  # None: uvicorn waits for as long as it takes
+        deadline = loop.time() + (grace if grace is not None else float("inf"))
         idle_since: dict[Any, float] = {}
-        while state.connections and loop.time() < deadline:
+        while loop.time() < deadline:
+            waiting = False  # for an idle connection to time out, or an unread request to be read
             now = loop.time()
             for connection in list(state.connections):
                 cycle = getattr(connection, "cycle", None)
-                if cycle is not None and not cycle.response_complete:  # answering: close after it
+                if cycle is not None and not cycle.response_complete:  # answering: closes after it
                     cycle.keep_alive = False
                     idle_since.pop(connection, None)
                 elif getattr(connection, "pipeline", None) or _unread_bytes(connection.transport):
                     idle_since.pop(connection, None)  # a request is waiting: it is read and answered next
+                    waiting = True
                 elif now - idle_since.setdefault(connection, now) >= self.idle_seconds:
                     connection.transport.close()
+                else:
+                    waiting = True
+            if not waiting:
+                break
             await asyncio.sleep(self.tick_seconds)
+        if grace is not None:  # uvicorn's wait for the running requests gets the rest of the grace period
+            self.config.timeout_graceful_shutdown = max(0.0, deadline - loop.time())  # type: ignore[assignment]
         await super().shutdown(sockets)
 
 
