@@ -595,6 +595,17 @@ end
 """
 
 
+def run_wrk(argv: list[str], timeout: float) -> dict:
+    """Run ``wrk`` with a Lua script whose ``done()`` prints one ``WRK_RESULT {json}`` line; that JSON."""
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
+    if result.returncode != 0 or line is None:
+        raise BenchError(
+            f"wrk failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        )
+    return json.loads(line.removeprefix("WRK_RESULT "))
+
+
 class Wrk:
     """``wrk`` with one Lua script per payload (kind, rows): the body is read from a file, sent on every request."""
 
@@ -617,13 +628,7 @@ class Wrk:
         # wrk takes whole seconds only.
         argv = [self.binary, "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", "--timeout", "60s",
                 "--latency", "-s", str(self.scripts[kind, rows]), url + INFER_PATH]  # fmt: skip
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
-        line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
-        if result.returncode != 0 or line is None:
-            raise BenchError(
-                f"wrk failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-            )
-        raw = json.loads(line.removeprefix("WRK_RESULT "))
+        raw = run_wrk(argv, timeout=seconds + 120)
         errors = sum(
             raw[k] for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts")
         )

@@ -38,7 +38,6 @@ import hashlib
 import http.client
 import json
 import math
-import os
 import platform
 import queue
 import re
@@ -67,6 +66,7 @@ from hypothesis import seed as hypothesis_seed  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from ml.schema import FEATURE_NAMES  # noqa: E402
+from reliability.processes import cmdline, descendants, proc_stat, role, worker_pids  # noqa: E402
 
 MODEL = "credit-risk"
 VERSION = "1"
@@ -74,6 +74,7 @@ INFER = f"/v2/models/{MODEL}/infer"
 INFER_VERSIONED = f"/v2/models/{MODEL}/versions/{VERSION}/infer"
 PREDICT = "/predict"
 LIVE = "/v2/health/live"
+SCORING_PATHS = st.sampled_from([INFER, INFER_VERSIONED, PREDICT])
 DEFAULT_MAX_BYTES = 1_000_000
 DEFAULT_MEMORY_BOUND_MB = 150.0
 DEFAULT_JSON = ROOT / "reliability" / "results" / "fuzz.json"
@@ -650,7 +651,7 @@ def oversized(limit: int) -> st.SearchStrategy[Request]:
             else draw(st.sampled_from([limit + 1, 2 * limit]) | st.integers(limit + 1, int(2.5 * limit)))
         )
         kind = draw(st.sampled_from(["padded-json", "long-array", "filler", "binary"]))
-        path = draw(st.sampled_from([INFER, INFER_VERSIONED, PREDICT]))
+        path = draw(SCORING_PATHS)
         headers: list[tuple[str, str | bytes]] = [("Content-Type", "application/json")]
         if kind == "padded-json":
             prefix = b'{"features":[' + b"1.0," * (WIDTH - 1) + b"1.0]"
@@ -683,10 +684,15 @@ VALID_V2 = {"inputs": [{"name": "features", "shape": [1, WIDTH], "datatype": "FP
 VALID_PREDICT = {"features": VALID_ROW}
 
 
+def valid_body(path: str) -> bytes:
+    """A well-formed one-row body for ``path`` (one of :data:`SCORING_PATHS`)."""
+    return to_bytes(VALID_PREDICT if path == PREDICT else VALID_V2)
+
+
 @st.composite
 def content_types(draw: st.DrawFn) -> Request:
-    path = draw(st.sampled_from([INFER, INFER_VERSIONED, PREDICT]))
-    valid = to_bytes(VALID_PREDICT if path == PREDICT else VALID_V2)
+    path = draw(SCORING_PATHS)
+    valid = valid_body(path)
     body = draw(
         st.sampled_from(
             [valid, b"\xef\xbb\xbf" + valid, valid.decode().encode("utf-16"), valid.decode().encode("utf-32"),
@@ -711,7 +717,7 @@ def content_types(draw: st.DrawFn) -> Request:
 
 @st.composite
 def random_bodies(draw: st.DrawFn) -> Request:
-    path = draw(st.sampled_from([INFER, INFER_VERSIONED, PREDICT]))
+    path = draw(SCORING_PATHS)
     codec = draw(st.sampled_from(["utf-8", "utf-16", "latin-1", "surrogates"]))
     if draw(st.booleans()):
         body = draw(st.binary(max_size=2048))
@@ -730,7 +736,7 @@ def random_bodies(draw: st.DrawFn) -> Request:
 
 @st.composite
 def any_document(draw: st.DrawFn) -> Request:
-    path = draw(st.sampled_from([INFER, INFER_VERSIONED, PREDICT]))
+    path = draw(SCORING_PATHS)
     return Request(
         "any-json", "POST", path, to_bytes(draw(any_json)), (("Content-Type", "application/json"),)
     )
@@ -779,7 +785,7 @@ def predict_requests(draw: st.DrawFn) -> Request:
 @st.composite
 def text_mutations(draw: st.DrawFn) -> Request:
     """A valid body, then byte-level damage: NaN literals, truncation, duplicate keys, stray bytes."""
-    path = draw(st.sampled_from([INFER, INFER_VERSIONED, PREDICT]))
+    path = draw(SCORING_PATHS)
     rows = draw(st.integers(1, 4))
     matrix = [draw(cells(WIDTH, 0)) for _ in range(rows)]
     text = dump({"features": matrix if rows > 1 else matrix[0]} if path == PREDICT else
@@ -869,8 +875,8 @@ def paths_and_methods(draw: st.DrawFn) -> Request:
 @st.composite
 def http_framing(draw: st.DrawFn) -> Request:
     """Malformed HTTP, sent raw on a new connection: bad Content-Length, smuggling-style headers, bad chunks."""
-    path = draw(st.sampled_from([INFER, INFER_VERSIONED, PREDICT]))
-    valid = to_bytes(VALID_PREDICT if path == PREDICT else VALID_V2)
+    path = draw(SCORING_PATHS)
+    valid = valid_body(path)
     kind = draw(
         st.sampled_from(
             ["cl-junk", "cl-short", "cl-long-half-close", "cl-and-te", "cl-twice", "bad-chunk", "chunk-no-end",
@@ -1143,60 +1149,6 @@ class Dispatcher:
 # ---------------------------------------------------------------------------------------------- the server
 
 
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with suppress(OSError):
-                found += [int(p) for p in (task / "children").read_text().split()]
-    except OSError:
-        pass
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    out, todo = [], children(pid)
-    while todo:
-        child = todo.pop()
-        out.append(child)
-        todo += children(child)
-    return out
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\x00", b" ").decode(errors="replace").strip()
-        )
-    except OSError:
-        return ""
-
-
-def worker_pids(server_pid: int) -> list[int]:
-    """kserve's worker processes: the server's children started by multiprocessing's spawn (the other child is
-    multiprocessing's resource tracker). With one worker kserve serves in the server process itself."""
-    workers = sorted(p for p in children(server_pid) if "multiprocessing.spawn" in cmdline(p))
-    return workers or [server_pid]
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def live_status(base_url: str, timeout: float = 5.0) -> tuple[int | None, float]:
     """``GET /v2/health/live`` on a fresh connection (so that either worker may answer)."""
     target = urlsplit(base_url)
@@ -1255,9 +1207,9 @@ class Monitor(threading.Thread):
     def total_rss(self) -> tuple[float, dict[int, float]]:
         per = {}
         for pid in [self.server_pid, *descendants(self.server_pid)]:
-            value = rss_mb(pid)
-            if value is not None:
-                per[pid] = value
+            stat = proc_stat(pid)
+            if stat is not None:
+                per[pid] = stat.rss_bytes / 2**20
         return sum(per.values()), per
 
     def sample(self, tick: int) -> None:
@@ -1467,7 +1419,7 @@ def run_fuzz(
     baseline = [monitor.total_rss()[0] for _ in range(3) if time.sleep(0.2) is None]
     start_mb = float(np.median(baseline))
     initial_workers = list(monitor.workers)
-    cpu_before = {pid: cpu_seconds(pid) or 0.0 for pid in initial_workers}
+    cpu_before = {pid: _cpu_seconds(pid) or 0.0 for pid in initial_workers}
     stats = Stats()
     monitor.start()
     started = time.monotonic()
@@ -1510,7 +1462,7 @@ def run_fuzz(
     peak_mb = max([start_mb, end_mb, *(v for _, v in monitor.samples)])
     final_workers = worker_pids(server_pid)
     server_alive = Path(f"/proc/{server_pid}").exists() and "serving" in cmdline(server_pid)
-    cpu_after = {pid: cpu_seconds(pid) for pid in initial_workers}
+    cpu_after = {pid: _cpu_seconds(pid) for pid in initial_workers}
     time.sleep(1.0)  # workers flush their per-request counters to the shared metrics files
     counted = server_side_statuses(base_url) - counted_before
     server_side_5xx = {k: v for k, v in sorted(counted.items()) if k.startswith("5")}
@@ -1618,7 +1570,7 @@ def run_fuzz(
             "bound": config.memory_bound_mb,
             "samples": len(monitor.samples),
             "per_process_peak": {
-                f"{pid} {_role(pid, server_pid)}": round(v, 1) for pid, v in monitor.per_process_peak.items()
+                f"{pid} {role(pid, server_pid)}": round(v, 1) for pid, v in monitor.per_process_peak.items()
             },
             "what": "sum of VmRSS of the server process and all its descendants (workers, resource tracker)",
         },
@@ -1636,17 +1588,9 @@ def run_fuzz(
     }
 
 
-def _role(pid: int, server_pid: int) -> str:
-    if pid == server_pid:
-        return "server"
-    line = cmdline(pid)
-    return (
-        "worker"
-        if "multiprocessing.spawn" in line
-        else "resource-tracker"
-        if "resource_tracker" in line
-        else "other"
-    )
+def _cpu_seconds(pid: int) -> float | None:
+    stat = proc_stat(pid)
+    return None if stat is None else stat.cpu_seconds
 
 
 def versions() -> dict[str, str]:

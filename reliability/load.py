@@ -53,7 +53,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -73,6 +72,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.bench_serve import NoiseMeter, ensure_wrk, machine, run_wrk, v2_body  # noqa: E402
+from reliability.processes import group_pids, proc_stat, pss_bytes, role  # noqa: E402
 from tests.support import http, running_server, train_small_model  # noqa: E402
 
 RESULTS = ROOT / "reliability" / "results" / "load.json"
@@ -95,16 +96,6 @@ def say(message: str) -> None:
 class Request:
     path: str
     body: bytes
-
-
-def v2_body(X: np.ndarray) -> bytes:
-    """A V2 JSON infer body: one FP32 tensor ``features`` [N, 26]."""
-    X = np.asarray(X, dtype=np.float32)
-    data = ",".join(repr(float(v)) for v in X.ravel())
-    rows, width = X.shape
-    return (
-        f'{{"inputs":[{{"name":"features","shape":[{rows},{width}],"datatype":"FP32","data":[{data}]}}]}}'
-    ).encode()
 
 
 def predict_body(row: np.ndarray) -> bytes:
@@ -147,76 +138,6 @@ def check_answers(url: str, requests: list[Request]) -> None:
 # ---------------------------------------------------------------------------------------------- processes
 
 
-def _proc_stat(pid: int) -> tuple[int, int, float, int] | None:
-    """(ppid, pgrp, cpu seconds, rss bytes) of a live process, None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (
-        int(fields[1]),
-        int(fields[2]),
-        (int(fields[11]) + int(fields[12])) / ticks,
-        int(fields[21]) * os.sysconf("SC_PAGE_SIZE"),
-    )
-
-
-def group_pids(pgid: int) -> list[int]:
-    """Live processes of process group ``pgid`` (zombies, dead but not yet reaped, left out)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return sorted(pids)
-
-
-def _pss(pid: int) -> int:
-    """Proportional set size in bytes (shared pages split between their users; 0 if unreadable)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def _role(pid: int, leader: int) -> str:
-    if pid == leader:
-        return "parent"
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return "?"
-    if "resource_tracker" in cmd:
-        return "resource_tracker"
-    if "spawn_main" in cmd:
-        return "worker"
-    return "other"
-
-
-def machine_cpu_seconds() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped children — wrk)."""
-    import resource
-
-    busy = 0.0
-    with contextlib.suppress(OSError, ValueError):
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
-    own = sum(
-        getattr(resource.getrusage(who), f)
-        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-        for f in ("ru_utime", "ru_stime")
-    )
-    return busy, own
-
-
 class GroupSampler:
     """CPU and RSS of every process in the server's process group, sampled every ``interval`` seconds in a
     thread: CPU as % of one core over the block (per process), RSS peak per process and of the sum."""
@@ -237,16 +158,15 @@ class GroupSampler:
     def _sample(self) -> None:
         total = total_pss = 0
         for pid in group_pids(self.pgid):
-            stat = _proc_stat(pid)
+            stat = proc_stat(pid)
             if stat is None:
                 continue
-            _, _, cpu, rss = stat
-            self.first.setdefault(pid, cpu)
-            self.last[pid] = cpu
-            self.rss_peak[pid] = max(self.rss_peak.get(pid, 0), rss)
-            self.roles.setdefault(pid, _role(pid, self.pgid))
-            total += rss
-            total_pss += _pss(pid)
+            self.first.setdefault(pid, stat.cpu_seconds)
+            self.last[pid] = stat.cpu_seconds
+            self.rss_peak[pid] = max(self.rss_peak.get(pid, 0), stat.rss_bytes)
+            self.roles.setdefault(pid, role(pid, self.pgid))
+            total += stat.rss_bytes
+            total_pss += pss_bytes(pid)
         self.total_rss_peak = max(self.total_rss_peak, total)
         self.total_pss_peak = max(self.total_pss_peak, total_pss)
 
@@ -257,7 +177,7 @@ class GroupSampler:
     def __enter__(self) -> GroupSampler:
         self._sample()
         self._started = time.monotonic()
-        self._machine = machine_cpu_seconds()
+        self._noise = NoiseMeter(self.pgid).__enter__()
         self._thread.start()
         return self
 
@@ -266,10 +186,8 @@ class GroupSampler:
         self._thread.join()
         self._sample()
         self.wall = time.monotonic() - self._started
-        busy, own = machine_cpu_seconds()
-        group = sum(self.last[p] - self.first[p] for p in self.last)
-        foreign = (busy - self._machine[0]) - (own - self._machine[1]) - group
-        self.foreign_share = max(0.0, foreign) / max(self.wall * (os.cpu_count() or 1), 1e-9)
+        self._noise.__exit__()
+        self.foreign_share = self._noise.foreign
 
     def summary(self) -> dict[str, object]:
         processes = []
@@ -360,13 +278,6 @@ end
 """
 
 
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("wrk is not installed: apt-get install wrk (or bash .ci/tools.sh)")
-    return found
-
-
 class Wrk:
     """``wrk -t1 -cC -dSs`` over the given requests, in a separate process."""
 
@@ -384,13 +295,7 @@ class Wrk:
     def run(self, url: str, connections: int, seconds: int, timeout_s: int = 10) -> dict[str, float]:
         argv = [self.binary, "-t1", f"-c{connections}", f"-d{max(int(seconds), 1)}s", "--timeout",
                 f"{timeout_s}s", "--latency", "-s", str(self.script), url]  # fmt: skip
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-        line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
-        if result.returncode != 0 or line is None:
-            raise RuntimeError(
-                f"wrk failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-            )
-        raw = json.loads(line.removeprefix("WRK_RESULT "))
+        raw = run_wrk(argv, timeout=seconds + 60)
         wall = raw["duration_us"] / 1e6
         # status_errors (>= 400) are a subset of non2xx; socket errors and timeouts are separate.
         failed = (
@@ -952,20 +857,6 @@ def chart_termination(measured_worst_exit: float | None = None) -> dict[str, obj
 # ---------------------------------------------------------------------------------------------- report
 
 
-def machine() -> dict[str, object]:
-    info: dict[str, object] = {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    return info
-
-
 def versions() -> dict[str, str]:
     import importlib.metadata
 
@@ -1052,33 +943,15 @@ def shutdown_table(results: list[ShutdownResult]) -> str:
 
 
 def default_shutdown_specs(grace: int) -> list[ShutdownSpec]:
+    targets = ("parent", "group")
     return [
-        ShutdownSpec("parent-1row", "parent", grace=grace),
-        ShutdownSpec("group-1row", "group", grace=grace),
-        ShutdownSpec(
-            "parent-10k-rows",
-            "parent",
-            grace=grace,
-            connections=48,
-            rows=10_000,
-            load_seconds=3.0,
-            check_new_connections=False,
-        ),  # fmt: skip
-        ShutdownSpec(
-            "group-10k-rows",
-            "group",
-            grace=grace,
-            connections=48,
-            rows=10_000,
-            load_seconds=3.0,
-            check_new_connections=False,
-        ),  # fmt: skip
-        ShutdownSpec("parent-stalled-grace5", "parent", grace=5, connections=8, stall=True),
-        ShutdownSpec(
-            "parent-stalled-grace5-workers1", "parent", workers=1, grace=5, connections=8, stall=True
-        ),
+        *(ShutdownSpec(f"{target}-1row", target, grace=grace) for target in targets),
+        *(ShutdownSpec(f"{target}-10k-rows", target, grace=grace, connections=48, rows=10_000, load_seconds=3.0,
+                       check_new_connections=False) for target in targets),
+        *(ShutdownSpec(f"parent-stalled-grace5{suffix}", "parent", workers=workers, grace=5, connections=8,
+                       stall=True) for workers, suffix in ((2, ""), (1, "-workers1"))),
         ShutdownSpec("parent-1row-workers1", "parent", workers=1, grace=grace),
-    ]
+    ]  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -21,8 +21,8 @@ from reliability.fuzz import (
     FuzzConfig,
     run_fuzz,
     server_side_statuses,
-    worker_pids,
 )
+from reliability.processes import worker_pids
 from tests.support import Server, http, running_server, train_small_model
 
 MAX_BYTES = 1_000_000
