@@ -54,13 +54,10 @@ class CreditRiskRESTServer(RESTServer):
     """kserve's REST server with the predictor's routes, limits, error bodies and metrics, run by a
     :class:`DrainingServer`."""
 
-    def run(self, sockets: list[socket.socket] | None = None) -> None:  # a worker process
+    def create_application(self) -> None:
+        # kserve's run() (a worker process) and start() (--workers 1) both build the app here, then serve.
         self._server = DrainingServer(self.config)
-        super().run(sockets)
-
-    async def start(self) -> None:  # --workers 1: in the main process
-        self._server = DrainingServer(self.config)
-        await super().start()
+        super().create_application()
 
     def _credit_risk_model(self) -> CreditRiskModel:
         for model in self.dataplane.model_registry.get_models().values():
