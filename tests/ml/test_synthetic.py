@@ -8,7 +8,15 @@ import pytest
 
 from ml.load import read_transactions
 from ml.schema import RAW_COLUMNS
-from ml.synthetic import REAL_SHAPE, SyntheticSpec, generate_transactions, write_csv
+from ml.synthetic import (
+    PRODUCTS,
+    REAL_FACTS,
+    REAL_SHAPE,
+    SyntheticSpec,
+    generate_transactions,
+    shape_comparison,
+    write_csv,
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,18 +121,73 @@ def test_written_csv_round_trips_through_the_loader(default: pd.DataFrame, tmp_p
     pd.testing.assert_frame_equal(loaded, default, check_dtype=False)
 
 
-def test_behaviour_is_related_to_future_disengagement(default: pd.DataFrame) -> None:
-    """The planted signal: customers silent in the last 30 days behaved differently before them."""
-    cutoff = default["TransactionStartTime"].max() - pd.Timedelta(days=30)
-    before = default[default["TransactionStartTime"] < cutoff]
-    active_later = set(default.loc[default["TransactionStartTime"] >= cutoff, "CustomerId"])
-    profile = before.groupby("CustomerId").agg(
-        amount=("Value", "median"),
-        count=("Value", "size"),
-        night=("TransactionStartTime", lambda t: (t.dt.hour < 5).mean()),
+def test_the_default_data_matches_the_sourced_facts_of_the_real_file(default: pd.DataFrame) -> None:
+    """The synthetic-vs-real table: counts within 3%, amounts' location and spread within the stated bands."""
+    table = shape_comparison(default).set_index("fact")
+    assert set(table.index) == set(REAL_FACTS) and table["source"].str.len().min() > 10
+    exact = [
+        "rows",
+        "customers",
+        "FraudResult 1 rows",
+        "AccountId_4841 rows",
+        "Amount median",
+        "Value median",
+    ]
+    assert (table.loc[exact, "ratio"] == 1.0).all()
+    counts = [f for f in table.index if f.endswith("rows") and f not in exact] + [
+        "accounts", "subscriptions", "batches", "distinct timestamps"
+    ]  # fmt: skip
+    close = table.loc[counts, "ratio"]
+    assert close.between(0.85, 1.15).all(), close[~close.between(0.85, 1.15)]
+    assert (
+        table.loc[["Amount mean", "Value mean", "Amount 75%", "Value 75%", "Amount 25%"], "ratio"]
+        .between(0.85, 1.2)
+        .all()
     )
-    profile["silent"] = ~profile.index.isin(active_later)
-    means = profile.groupby("silent").mean()
-    assert means.loc[True, "amount"] < means.loc[False, "amount"]
-    assert means.loc[True, "count"] < means.loc[False, "count"]
-    assert means.loc[True, "night"] > means.loc[False, "night"]
+    assert table.loc[["Amount std", "Value 25%"], "ratio"].between(0.5, 1.5).all()
+
+
+def test_no_timestamp_collects_an_overflow(default: pd.DataFrame) -> None:
+    """Times are drawn inside each customer's window, never clipped onto its edge: like the real file, ties
+    are a few simultaneous rows (17 at most there), not hundreds."""
+    per_second = default["TransactionStartTime"].value_counts()
+    assert per_second.iloc[0] <= 17
+    assert 0.98 < default["TransactionStartTime"].nunique() / len(default) < 0.999
+
+
+def test_products_belong_to_their_real_categories(default: pd.DataFrame) -> None:
+    assert PRODUCTS["ProductId_19"][0] == "tv"  # as in the real rows
+    mapping = default.groupby("ProductId")["ProductCategory"].unique()
+    assert all(len(categories) == 1 for categories in mapping)
+    assert mapping["ProductId_19"][0] == "tv"
+    negative = default[default["Amount"] < 0]
+    assert (negative["ProviderId"] == "ProviderId_4").all()  # ProviderId_4 rows are the credits and cash-outs
+    assert (default.loc[default["Amount"] >= 0, "ProviderId"] != "ProviderId_4").all()
+
+
+def test_batches_are_nearly_one_per_transaction(default: pd.DataFrame) -> None:
+    shared = default[default["BatchId"].duplicated(keep=False)]
+    assert 0.98 < default["BatchId"].nunique() / len(default) < 1.0
+    assert (shared.groupby("BatchId")["CustomerId"].nunique() == 1).all()  # a batch is one customer's
+
+
+def test_the_planted_signal_is_a_forecast_not_recency(default: pd.DataFrame) -> None:
+    """Purchases followed by 30 silent days (the disengaged ones) look different while the customer is
+    still active — smaller than the customer's usual ticket, more often at night — while the time since the
+    previous transaction barely tells them apart."""
+    from sklearn.metrics import roc_auc_score
+
+    from ml.features import build_features, engagement_history
+    from ml.target import outcome_rfm
+
+    outcome = outcome_rfm(default, 30)
+    purchases = (default["Amount"] > 0).to_numpy() & outcome["complete"].to_numpy()
+    silent = (outcome["frequency"].to_numpy() == 0)[purchases]
+    features = build_features(default)[purchases]
+    relative = (features["Amount"] / features["median_transaction_amount"]).to_numpy()
+    night = (features["transaction_hour"] < 5).to_numpy()
+    assert np.median(relative[silent]) < np.median(relative[~silent])
+    assert night[silent].mean() > 1.5 * night[~silent].mean()
+    gap = engagement_history(default)["days_since_previous"].to_numpy()[purchases]
+    known = ~np.isnan(gap)
+    assert roc_auc_score(silent[known], gap[known]) < 0.7
