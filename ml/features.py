@@ -40,16 +40,23 @@ def build_features(transactions: pd.DataFrame) -> pd.DataFrame:
     return out.loc[:, list(FEATURE_NAMES)].astype("float64")
 
 
+def customer_time_order(customer: pd.Series, ts: pd.Series) -> np.ndarray:
+    """Row positions sorted by customer, then time, simultaneous rows in file order.
+
+    This is the order "up to and including" is defined on, for the features and for the label's horizon.
+    """
+    codes, _ = pd.factorize(customer)
+    return np.lexsort((np.arange(len(codes)), ts.to_numpy(), codes))
+
+
 def _point_in_time_aggregates(customer: pd.Series, ts: pd.Series, amount: pd.Series) -> pd.DataFrame:
     """Expanding per-customer statistics of Amount, in time order, aligned back to the input index."""
     # Integer customer codes: sorting and grouping on them is far cheaper than on the ID strings.
     codes, _ = pd.factorize(customer)
+    order = customer_time_order(customer, ts)
     frame = pd.DataFrame(
-        {"customer": codes, "ts": ts.to_numpy(), "amount": amount.to_numpy()},
-        index=pd.RangeIndex(len(customer)),
+        {"customer": codes[order], "amount": amount.to_numpy()[order]}, index=pd.Index(order)
     )
-    # Stable sort: simultaneous transactions keep file order, so "up to and including" is well defined.
-    frame = frame.sort_values(["customer", "ts"], kind="stable")
     grouped = frame.groupby("customer", sort=False)["amount"]
     expanding = grouped.expanding()
 
@@ -69,6 +76,36 @@ def _point_in_time_aggregates(customer: pd.Series, ts: pd.Series, amount: pd.Ser
     ).sort_index()
     aggregates.index = customer.index
     return aggregates
+
+
+HISTORY_COLUMNS = ("days_since_previous", "history_count", "history_value")
+
+
+def engagement_history(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time engagement of each row's customer, outside the 26-feature contract.
+
+    ``days_since_previous`` (NaN on a customer's first row; 0 for a simultaneous earlier row),
+    ``history_count`` (transactions up to and including this one) and ``history_value`` (their summed
+    ``Value``): the recency, frequency and Value-based monetary a rule or an audit can read at the moment a
+    transaction arrives. The no-model baselines and the leakage audit use them; the model does not.
+    """
+    customer, ts = transactions["CustomerId"], transactions[TIME_COLUMN]
+    order = customer_time_order(customer, ts)
+    codes = pd.factorize(customer)[0][order]
+    seconds = ts.to_numpy(dtype="datetime64[s]").astype(np.int64)[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = codes[1:] != codes[:-1]
+    gap = np.empty(len(order))
+    gap[0] = np.nan
+    gap[1:] = (seconds[1:] - seconds[:-1]) / 86_400
+    gap[first] = np.nan
+    sorted_frame = pd.DataFrame({"customer": codes, "value": transactions["Value"].to_numpy()[order]})
+    grouped = sorted_frame.groupby("customer", sort=False)["value"]
+    out = np.empty((len(order), 3))
+    out[order, 0] = gap
+    out[order, 1] = grouped.cumcount().to_numpy() + 1
+    out[order, 2] = grouped.cumsum().to_numpy()
+    return pd.DataFrame(out, columns=list(HISTORY_COLUMNS), index=transactions.index)
 
 
 class TransactionFeatures(TransformerMixin, BaseEstimator):

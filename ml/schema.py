@@ -90,8 +90,19 @@ FEATURE_NAMES: tuple[str, ...] = (
 # Indicator columns (0/1): passed through unscaled by the linear pipeline.
 BINARY_FEATURES: tuple[str, ...] = ("FraudResult", *CATEGORY_FEATURES)
 
-# The aggregates that re-state the RFM label's inputs (frequency and monetary): the leakage audit trains a
-# model on these alone.
-LABEL_DEFINING_FEATURES: tuple[str, ...] = ("transaction_count", "total_transaction_amount")
+# The absolute date. It stays in the public 26-input contract, but no fitted model reads it: a score that
+# follows the calendar stands in for "how long before the end of the data", which never transfers to a new
+# period. Hour and day of week stay (their effect is shown in the model card).
+CALENDAR_FEATURES: tuple[str, ...] = (
+    "transaction_day",
+    "transaction_month",
+    "transaction_year",
+    "transaction_week",
+)
+MODEL_FEATURES: tuple[str, ...] = tuple(f for f in FEATURE_NAMES if f not in CALENDAR_FEATURES)
+
+# Economic direction the target demands: it means "least engaged", so more activity and more spend must never
+# raise the risk (-1: the score is non-increasing in the feature, everything else fixed).
+MONOTONE_DIRECTIONS: dict[str, int] = {"transaction_count": -1, "total_transaction_amount": -1}
 
 assert len(FEATURE_NAMES) == 26, "the public feature contract has 26 columns"

@@ -1,24 +1,28 @@
 """The RFM proxy target: who is "high risk" when the data carries no default labels.
 
-Per customer: Recency (days from the last transaction to the snapshot), Frequency (transactions) and
-Monetary (sum of ``Value``). ``log1p`` on frequency and monetary, standard scaling, K-Means with k=3; the
-high-risk cluster is picked by rule on the cluster centres — highest recency, lowest frequency and
-monetary, i.e. the largest ``R - F - M`` in scaled units — never by cluster index.
+RFM is Recency (days from the last transaction to the end of the window), Frequency (transactions) and
+Monetary (sum of ``Value``). ``log1p`` on frequency and monetary, standard scaling, K-Means (k=3 by
+default); the high-risk cluster is picked by rule on the cluster centres — highest recency, lowest frequency
+and monetary, i.e. the largest ``R - F - M`` in scaled units — never by cluster index.
 
-Two modes build the labelled training set:
+Two windows feed it (:mod:`ml.observations` decides which rows use which):
 
-* ``same-window`` — the original method: RFM over the whole period, features over the whole period.
-  Circular: the label is a function of aggregates that are also features.
-* ``forward`` — features from transactions before a cutoff, RFM and label from the performance window
-  after it (the last ``window_days``). A customer silent in the window has F = 0 and M = 0 and a recency
-  counted from their last transaction before the cutoff. Only customers with history before the cutoff
-  are scored, since only they have features.
+* :func:`outcome_rfm` — the application-point design: for each transaction, what the customer does *after*
+  it, over a fixed horizon. Recency runs from the customer's last activity in ``[t, t + horizon]`` (the
+  transaction itself at the latest) to ``t + horizon``; frequency and monetary count only the transactions
+  after it. Nothing the features can see enters the label.
+* :func:`compute_rfm` — one RFM per customer at a snapshot (the ``same-window`` diagnostic: the whole
+  period, whose label re-states aggregates that are also features).
+
+:func:`fit_proxy_label` fits the scaler and K-Means once, on the development rows (customer-weighted), and
+the fitted :class:`ProxyLabel` labels any other rows — the out-of-time ones included — by the nearest centre,
+so every split is labelled by the same definition.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -26,41 +30,46 @@ from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 
 from ml.errors import TargetError
-from ml.features import build_features
+from ml.features import customer_time_order
 from ml.schema import TIME_COLUMN
 
 log = logging.getLogger(__name__)
 
 RFM_COLUMNS = ("recency", "frequency", "monetary")
-MIN_CUSTOMERS = 10
+DEFAULT_K = 3  # the seed's K-Means cluster count; the model card shows the label's sensitivity to it
+MIN_ROWS = 10
+SECONDS_PER_DAY = 86_400
 
 
-@dataclass(frozen=True)
-class ProxyTarget:
-    """Per-customer RFM, clusters and label, with the centres the high-risk cluster was chosen from."""
+def outcome_rfm(transactions: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
+    """Per transaction: RFM of what its customer does after it, over ``horizon_days``.
 
-    rfm: pd.DataFrame  # index CustomerId; recency, frequency, monetary, cluster, is_high_risk
-    centres: pd.DataFrame  # per cluster: RFM centre in original units, scaled centre, size, risk score
-    high_risk_cluster: int
-    snapshot: pd.Timestamp
+    "After" follows the feature order (customer, time, file order on ties): a later row of the same second
+    is after, an earlier one is history. Returns ``recency``, ``frequency``, ``monetary`` and ``complete``
+    (the horizon ends on or before the last timestamp of the data, so the outcome is fully observed), aligned
+    with the input index.
+    """
+    customer, ts = transactions["CustomerId"], transactions[TIME_COLUMN]
+    order = customer_time_order(customer, ts)
+    codes = pd.factorize(customer)[0][order].astype(np.int64)
+    seconds = ts.to_numpy(dtype="datetime64[s]").astype(np.int64)[order]
+    value = transactions["Value"].to_numpy(dtype=np.float64)[order]
+    horizon = int(round(horizon_days * SECONDS_PER_DAY))
 
-    @property
-    def high_risk_share(self) -> float:
-        return float(self.rfm["is_high_risk"].mean())
+    # One sorted key per row (customer first, then time) makes every horizon end a single searchsorted.
+    offset = seconds - seconds.min()
+    key = codes * (int(offset.max()) + horizon + 1) + offset
+    end = np.searchsorted(key, key + horizon, side="right")  # one past the last row in [t, t + horizon]
+    position = np.arange(len(order))
+    cumulative = np.concatenate([[0.0], np.cumsum(value)])
 
-
-@dataclass(frozen=True)
-class TrainingSet:
-    """Feature rows (one per transaction) with the customer's label, ready to split and fit."""
-
-    mode: str
-    X: pd.DataFrame  # the 26 features
-    y: np.ndarray  # is_high_risk per row (the customer's label)
-    customers: np.ndarray  # CustomerId per row: the grouping key
-    times: np.ndarray  # TransactionStartTime per row, to find each customer's latest row
-    target: ProxyTarget
-    cutoff: pd.Timestamp | None = None
-    notes: dict[str, object] = field(default_factory=dict)
+    out = np.empty((len(order), 4))
+    out[order, 0] = (seconds + horizon - seconds[end - 1]) / SECONDS_PER_DAY
+    out[order, 1] = end - position - 1
+    out[order, 2] = cumulative[end] - cumulative[position + 1]
+    out[order, 3] = seconds + horizon <= seconds.max()
+    frame = pd.DataFrame(out, columns=[*RFM_COLUMNS, "complete"], index=transactions.index)
+    return frame.astype({"complete": bool})
 
 
 def compute_rfm(
@@ -83,7 +92,7 @@ def compute_rfm(
     grouped = window.groupby("CustomerId")["Value"]
     index = customers if customers is not None else last.index
     rfm = pd.DataFrame(index=pd.Index(index, name="CustomerId"))
-    rfm["recency"] = (snapshot - last.reindex(rfm.index)).dt.total_seconds() / 86_400
+    rfm["recency"] = (snapshot - last.reindex(rfm.index)).dt.total_seconds() / SECONDS_PER_DAY
     rfm["frequency"] = grouped.size().reindex(rfm.index, fill_value=0).astype("float64")
     rfm["monetary"] = grouped.sum().reindex(rfm.index, fill_value=0.0).astype("float64")
     if rfm["recency"].isna().any():
@@ -92,30 +101,71 @@ def compute_rfm(
     return rfm
 
 
-def assign_proxy_target(
-    rfm: pd.DataFrame, snapshot: pd.Timestamp, random_state: int = 42, min_high_risk_share: float = 0.02
-) -> ProxyTarget:
-    """Cluster RFM with K-Means (k=3) and label the least engaged cluster ``is_high_risk = 1``."""
-    if len(rfm) < MIN_CUSTOMERS:
+def _rfm_space(rfm: pd.DataFrame) -> np.ndarray:
+    return np.column_stack(
+        [
+            rfm["recency"].to_numpy(dtype=np.float64),
+            np.log1p(rfm["frequency"].to_numpy(dtype=np.float64)),
+            np.log1p(rfm["monetary"].clip(lower=0).to_numpy(dtype=np.float64)),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class ProxyLabel:
+    """A fitted label definition: scaler and K-Means on RFM, and the cluster the rule calls high risk."""
+
+    scaler: StandardScaler
+    kmeans: KMeans
+    high_risk_cluster: int
+    centres: pd.DataFrame  # per cluster: scaled centre, mean RFM, weighted share, risk score, is_high_risk
+    k: int
+
+    def clusters(self, rfm: pd.DataFrame) -> np.ndarray:
+        return self.kmeans.predict(self.scaler.transform(_rfm_space(rfm)))
+
+    def assign(self, rfm: pd.DataFrame) -> np.ndarray:
+        """``is_high_risk`` (0/1) of each RFM row: its nearest centre is the high-risk one."""
+        return (self.clusters(rfm) == self.high_risk_cluster).astype(np.int64)
+
+
+def fit_proxy_label(
+    rfm: pd.DataFrame,
+    weights: np.ndarray | None = None,
+    k: int = 3,
+    random_state: int = 42,
+    min_high_risk_share: float = 0.02,
+    what: str = "customers",
+) -> ProxyLabel:
+    """Fit scaler and K-Means on ``rfm`` (rows weighted by ``weights``) and pick the high-risk cluster by rule.
+
+    Fails with :class:`TargetError` on too few rows, fewer than ``k`` distinct RFM profiles, or a high-risk
+    cluster holding less than ``min_high_risk_share`` of the (weighted) rows.
+    """
+    if len(rfm) < MIN_ROWS:
         raise TargetError(
-            f"the proxy target needs at least {MIN_CUSTOMERS} customers to cluster, got {len(rfm)}. "
+            f"the proxy target needs at least {MIN_ROWS} {what} to cluster, got {len(rfm)}. "
             "Use more data (or a longer period)."
         )
-    features = np.column_stack(
-        [rfm["recency"], np.log1p(rfm["frequency"]), np.log1p(rfm["monetary"].clip(lower=0))]
-    )
-    scaled = StandardScaler().fit_transform(features)
-    if np.unique(scaled.round(12), axis=0).shape[0] < 3:
+    weights = np.ones(len(rfm)) if weights is None else np.asarray(weights, dtype=np.float64)
+    space = _rfm_space(rfm)
+    scaler = StandardScaler().fit(space, sample_weight=weights)
+    scaled = scaler.transform(space)
+    if np.unique(scaled.round(12), axis=0).shape[0] < k:
         raise TargetError(
-            "customers have fewer than 3 distinct RFM profiles: K-Means with k=3 has nothing to separate."
+            f"{what} have fewer than {k} distinct RFM profiles: K-Means with k={k} has nothing to separate."
         )
-    kmeans = KMeans(n_clusters=3, random_state=random_state, n_init=10).fit(scaled)
+    kmeans = KMeans(n_clusters=k, random_state=random_state, n_init=10).fit(scaled, sample_weight=weights)
     labels = kmeans.labels_
 
     centres = pd.DataFrame(kmeans.cluster_centers_, columns=[f"{c}_scaled" for c in RFM_COLUMNS])
+    share = np.bincount(labels, weights=weights, minlength=k) / weights.sum()
     for column in RFM_COLUMNS:
-        centres[column] = rfm[column].groupby(labels).mean().reindex(centres.index).to_numpy()
-    centres["customers"] = np.bincount(labels, minlength=3)
+        values = rfm[column].to_numpy(dtype=np.float64)
+        sums = np.bincount(labels, weights=weights * values, minlength=k)
+        centres[column] = sums / np.maximum(np.bincount(labels, weights=weights, minlength=k), 1e-12)
+    centres["rows"] = np.bincount(labels, minlength=k)
+    centres["share"] = share
     # Least engaged: long since the last transaction, few transactions, little value.
     centres["risk_score"] = (
         centres["recency_scaled"] - centres["frequency_scaled"] - centres["monetary_scaled"]
@@ -123,77 +173,13 @@ def assign_proxy_target(
     high = int(centres["risk_score"].idxmax())
     centres["is_high_risk"] = (centres.index == high).astype(int)
     centres.index.name = "cluster"
+    log.debug("RFM clusters:\n%s", centres.round(3).to_string())
 
-    log.info(
-        "RFM clusters (snapshot %s):\n%s",
-        snapshot,
-        centres[["customers", *RFM_COLUMNS, "risk_score", "is_high_risk"]].round(2).to_string(),
-    )
-    size = int(centres.loc[high, "customers"])
-    minimum = max(2, int(np.ceil(min_high_risk_share * len(rfm))))
-    if size < minimum:
+    if share[high] < min_high_risk_share or centres.loc[high, "rows"] < 2:
         raise TargetError(
-            f"the high-risk RFM cluster is degenerate: {size} of {len(rfm)} customers (need at least {minimum}, "
-            f"{min_high_risk_share:.0%}). The data has no meaningful disengaged group; check the period and the "
-            "performance window, or lower --min-high-risk-share."
+            f"the high-risk RFM cluster is degenerate: {share[high]:.1%} of the {what} "
+            f"({int(centres.loc[high, 'rows'])} of {len(rfm)} rows; need at least {min_high_risk_share:.0%}). "
+            "The data has no meaningful disengaged group; check the period and the horizon, "
+            "or lower --min-high-risk-share."
         )
-    out = rfm.copy()
-    out["cluster"] = labels
-    out["is_high_risk"] = (labels == high).astype("int64")
-    return ProxyTarget(rfm=out, centres=centres, high_risk_cluster=high, snapshot=snapshot)
-
-
-def build_training_set(
-    transactions: pd.DataFrame,
-    mode: str,
-    window_days: int = 30,
-    random_state: int = 42,
-    min_high_risk_share: float = 0.02,
-) -> TrainingSet:
-    """Label transactions with the proxy target in ``mode`` (``forward`` or ``same-window``)."""
-    ts = transactions[TIME_COLUMN]
-    period_end = ts.max()
-    if mode == "same-window":
-        snapshot = period_end + pd.Timedelta(days=1)
-        target = assign_proxy_target(
-            compute_rfm(transactions, snapshot), snapshot, random_state, min_high_risk_share
-        )
-        rows = transactions
-        cutoff = None
-    elif mode == "forward":
-        snapshot = period_end + pd.Timedelta(seconds=1)
-        cutoff = snapshot - pd.Timedelta(days=window_days)
-        if cutoff <= ts.min():
-            raise TargetError(
-                f"the performance window ({window_days} days) covers the whole period {ts.min()} to {period_end}: "
-                "no history is left for features. Use a longer period or a shorter --performance-window-days."
-            )
-        rows = transactions.loc[ts < cutoff]
-        customers = pd.Index(rows["CustomerId"].unique())
-        rfm = compute_rfm(transactions, snapshot, customers=customers, since=cutoff)
-        target = assign_proxy_target(rfm, snapshot, random_state, min_high_risk_share)
-    else:
-        raise ValueError(f"unknown target mode {mode!r}: use 'forward' or 'same-window'")
-
-    X = build_features(rows).reset_index(drop=True)
-    customer = rows["CustomerId"].to_numpy()
-    y = target.rfm["is_high_risk"].reindex(customer).to_numpy(dtype=np.int64)
-    notes = {
-        "rows": len(rows),
-        "customers": len(target.rfm),
-        "high_risk_customers": int(target.rfm["is_high_risk"].sum()),
-        "high_risk_rows": int(y.sum()),
-        "snapshot": str(target.snapshot),
-        "cutoff": None if cutoff is None else str(cutoff),
-    }
-    log.info("%s target: %s", mode, notes)
-    return TrainingSet(
-        mode=mode,
-        X=X,
-        y=y,
-        customers=customer,
-        times=rows[TIME_COLUMN].to_numpy(),
-        target=target,
-        cutoff=cutoff,
-        notes=notes,
-    )
+    return ProxyLabel(scaler=scaler, kmeans=kmeans, high_risk_cluster=high, centres=centres, k=k)

@@ -5,14 +5,14 @@ import pandas as pd
 import pytest
 
 from ml.errors import TargetError
-from ml.target import assign_proxy_target, build_training_set, compute_rfm
+from ml.target import compute_rfm, fit_proxy_label, outcome_rfm
 
 
 def _tx(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "CustomerId": [r[0] for r in rows],
-            "TransactionStartTime": pd.to_datetime([r[1] for r in rows], utc=True),
+            "TransactionStartTime": pd.to_datetime([r[1] for r in rows], utc=True, format="ISO8601"),
             "Value": [r[2] for r in rows],
         }
     )
@@ -38,6 +38,38 @@ def test_forward_rfm_counts_only_the_window_and_keeps_silent_customers() -> None
     assert rfm.index.tolist() == ["a", "b"]
     assert rfm.loc["a"].tolist() == [12.0, 1.0, 50.0]
     assert rfm.loc["b"].tolist() == [30.0, 0.0, 0.0]  # silent in the window: F = 0, M = 0
+
+
+def test_outcome_rfm_looks_only_after_each_transaction_over_the_horizon() -> None:
+    tx = _tx(
+        [
+            ("a", "2019-01-01T00:00:00", 100),
+            ("b", "2019-01-01T00:00:00", 7),
+            ("a", "2019-01-05T00:00:00", 50),
+            ("a", "2019-01-05T00:00:00", 30),  # same second as the row before: after it in file order
+            ("a", "2019-01-11T00:00:00", 20),  # exactly 10 days after the first: inside its horizon
+            ("a", "2019-01-11T00:00:01", 5),  # one second past it: outside
+            ("b", "2019-01-30T00:00:00", 1),
+        ]
+    )
+    out = outcome_rfm(tx, horizon_days=10)
+    first = out.iloc[0]
+    assert first[["frequency", "monetary"]].tolist() == [3.0, 100.0]  # 50 + 30 + 20: not itself, not later
+    assert first["recency"] == 0.0  # its last activity in the horizon is at the horizon's end
+    assert out.iloc[2][["frequency", "monetary"]].tolist() == [3.0, 55.0]  # 30, 20, 5 (the tie is after it)
+    assert out.iloc[3][["frequency", "monetary"]].tolist() == [2.0, 25.0]  # the earlier tie is history
+    silent = out.iloc[1]  # b is silent for 10 days after its first transaction
+    assert silent[["recency", "frequency", "monetary"]].tolist() == [10.0, 0.0, 0.0]
+    # Complete only when the horizon ends by the data's last timestamp (2019-01-30).
+    assert out["complete"].tolist() == [True, True, True, True, True, True, False]
+
+
+def test_outcome_rfm_keeps_the_input_index() -> None:
+    tx = _tx([("a", "2019-01-03", 1), ("a", "2019-01-01", 2), ("a", "2019-01-02", 4)])
+    tx.index = [30, 10, 20]
+    out = outcome_rfm(tx, horizon_days=30)
+    assert out.index.tolist() == [30, 10, 20]
+    assert out["monetary"].tolist() == [0.0, 5.0, 1.0]  # 01-01 is followed by 01-02 (4) and 01-03 (1)
 
 
 def _rfm(n: int, seed: int = 0) -> pd.DataFrame:
@@ -71,64 +103,49 @@ def _rfm(n: int, seed: int = 0) -> pd.DataFrame:
 def test_high_risk_cluster_is_chosen_by_rule_not_index() -> None:
     rfm = _rfm(40)
     gone = rfm.index[80:]
-    for order_seed in range(4):  # row order changes K-Means' cluster numbering, never the labelled customers
+    for order_seed in range(4):  # row order changes K-Means' cluster numbering, never the labelled rows
         shuffled = rfm.sample(frac=1.0, random_state=order_seed)
-        target = assign_proxy_target(shuffled, pd.Timestamp("2019-02-14", tz="UTC"))
-        flagged = set(target.rfm.index[target.rfm["is_high_risk"] == 1])
+        label = fit_proxy_label(shuffled)
+        flagged = set(shuffled.index[label.assign(shuffled) == 1])
         assert flagged == set(gone)
-        centres = target.centres
-        assert centres["recency"].idxmax() == target.high_risk_cluster
-        assert centres["frequency"].idxmin() == target.high_risk_cluster
-        assert centres.loc[target.high_risk_cluster, "customers"] == 40
+        centres = label.centres
+        assert centres["recency"].idxmax() == label.high_risk_cluster
+        assert centres["frequency"].idxmin() == label.high_risk_cluster
+        assert centres.loc[label.high_risk_cluster, "rows"] == 40
+
+
+def test_the_fitted_label_labels_new_rows_by_nearest_centre() -> None:
+    label = fit_proxy_label(_rfm(40))
+    new = pd.DataFrame(
+        {"recency": [70.0, 1.0, 15.0], "frequency": [0.0, 40.0, 9.0], "monetary": [10.0, 3e5, 2e4]}
+    )
+    assert label.assign(new).tolist() == [1, 0, 0]
+
+
+def test_weights_move_the_clusters() -> None:
+    """Customer weights count in the fit: a heavy customer's many rows do not outvote everyone else."""
+    rfm = _rfm(40)
+    heavy = pd.DataFrame({"recency": [2.0] * 400, "frequency": [50.0] * 400, "monetary": [4e5] * 400})
+    rows = pd.concat([rfm, heavy], ignore_index=True)
+    unweighted = fit_proxy_label(rows)
+    weights = np.r_[np.ones(len(rfm)), np.full(400, 1 / 400)]
+    weighted = fit_proxy_label(rows, weights)
+    assert weighted.centres.loc[weighted.high_risk_cluster, "share"] == pytest.approx(40 / 121, abs=0.01)
+    assert unweighted.centres.loc[unweighted.high_risk_cluster, "share"] < 0.1
 
 
 def test_degenerate_high_risk_cluster_fails_loudly() -> None:
     rfm = _rfm(40).iloc[:81]  # one disengaged customer only: it forms its own cluster
-    with pytest.raises(TargetError, match=r"high-risk RFM cluster is degenerate: 1 of 81 customers"):
-        assign_proxy_target(rfm, pd.Timestamp("2019-02-14", tz="UTC"))
+    with pytest.raises(TargetError, match=r"high-risk RFM cluster is degenerate: 1.2% of the customers"):
+        fit_proxy_label(rfm)
 
 
-def test_too_few_customers() -> None:
+def test_too_few_rows() -> None:
     with pytest.raises(TargetError, match="at least 10 customers"):
-        assign_proxy_target(_rfm(2), pd.Timestamp("2019-02-14", tz="UTC"))
+        fit_proxy_label(_rfm(2))
 
 
 def test_identical_customers_cannot_be_clustered() -> None:
     rfm = pd.DataFrame({"recency": [1.0] * 20, "frequency": [3.0] * 20, "monetary": [10.0] * 20})
     with pytest.raises(TargetError, match="fewer than 3 distinct RFM profiles"):
-        assign_proxy_target(rfm, pd.Timestamp("2019-02-14", tz="UTC"))
-
-
-def test_same_window_labels_every_transaction(small_transactions: pd.DataFrame) -> None:
-    ts = build_training_set(small_transactions, "same-window")
-    assert len(ts.X) == len(small_transactions) == len(ts.y)
-    assert ts.target.rfm.index.nunique() == small_transactions["CustomerId"].nunique()
-    labels = pd.Series(ts.y).groupby(ts.customers).nunique()
-    assert (labels == 1).all()  # the label is the customer's
-    assert 0.05 < ts.target.high_risk_share < 0.7
-
-
-def test_forward_uses_history_before_the_cutoff_and_labels_from_the_window(
-    small_transactions: pd.DataFrame,
-) -> None:
-    ts = build_training_set(small_transactions, "forward", window_days=30)
-    end = small_transactions["TransactionStartTime"].max()
-    assert ts.cutoff == end + pd.Timedelta(seconds=1) - pd.Timedelta(days=30)
-    assert (pd.to_datetime(ts.times, utc=True) < ts.cutoff).all()
-    window = small_transactions[small_transactions["TransactionStartTime"] >= ts.cutoff]
-    silent = set(ts.target.rfm.index) - set(window["CustomerId"])
-    assert silent, "some customers are silent in the performance window"
-    assert (ts.target.rfm.loc[list(silent), ["frequency", "monetary"]] == 0).all().all()
-    assert (ts.target.rfm.loc[list(silent), "is_high_risk"] == 1).all()
-    # Only customers with history before the cutoff are scored.
-    assert set(ts.customers) == set(ts.target.rfm.index)
-
-
-def test_window_longer_than_the_period_is_an_error(small_transactions: pd.DataFrame) -> None:
-    with pytest.raises(TargetError, match="covers the whole period"):
-        build_training_set(small_transactions, "forward", window_days=400)
-
-
-def test_unknown_mode(small_transactions: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="unknown target mode"):
-        build_training_set(small_transactions, "backward")
+        fit_proxy_label(rfm)
