@@ -30,7 +30,8 @@ from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_
 from sklearn.pipeline import Pipeline
 
 from ml.errors import ExportParityError
-from ml.schema import FEATURE_NAMES
+from ml.evaluate import bin_edges, bin_shares
+from ml.schema import CALENDAR_FEATURES, FEATURE_NAMES, MONOTONE_DIRECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ METADATA_KEYS = (
     "metrics",
     "score_reference",
     "feature_reference",
+    "observation_design",
+    "ignored_features",
+    "monotone_directions",
 )
 
 _BOOSTER_OPTIONS = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
@@ -119,37 +123,72 @@ def check_parity(pipeline: Pipeline, model: onnx.ModelProto, X: np.ndarray, tole
     return worst
 
 
+def check_ignored(model: onnx.ModelProto, X: np.ndarray, features: tuple[str, ...] = CALENDAR_FEATURES,
+                  seed: int = 0) -> float:  # fmt: skip
+    """Max |score change| when ``features`` are replaced by arbitrary values (other days, months, years,
+    weeks); raises :class:`ExportParityError` unless it is exactly 0 — the graph must not read them."""
+    X = np.asarray(X, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    changed = X.copy()
+    for name in features:
+        j = FEATURE_NAMES.index(name)
+        changed[:, j] = rng.integers(1, 3_000, len(X)).astype(np.float32)
+    worst = float(np.max(np.abs(onnx_scores(model, X) - onnx_scores(model, changed)))) if len(X) else 0.0
+    if worst != 0.0:
+        raise ExportParityError(
+            f"the exported model reads {', '.join(features)}: changing them moves a score by {worst:.3g}. "
+            "Nothing was registered."
+        )
+    return worst
+
+
+def check_directions(model: onnx.ModelProto, X: np.ndarray, directions: dict[str, int] = MONOTONE_DIRECTIONS,
+                     grid_points: int = 25, tolerance: float = 1e-6) -> dict[str, float]:  # fmt: skip
+    """Sweep each constrained feature over its observed range for every row of ``X`` (an ICE curve) and
+    measure the worst step against its direction. Returns the worst step per feature; raises
+    :class:`ExportParityError` when one exceeds ``tolerance`` (float32 noise)."""
+    X = np.asarray(X, dtype=np.float32)
+    worst: dict[str, float] = {}
+    for name, direction in directions.items():
+        j = FEATURE_NAMES.index(name)
+        grid = np.unique(np.quantile(X[:, j], np.linspace(0, 1, grid_points)).astype(np.float32))
+        swept = np.repeat(X, len(grid), axis=0)
+        swept[:, j] = np.tile(grid, len(X))
+        curves = onnx_scores(model, swept).reshape(len(X), len(grid)).astype(np.float64)
+        steps = -np.diff(curves, axis=1) * direction  # positive: a step against the direction
+        worst[name] = float(max(steps.max(initial=0.0), 0.0))
+        if worst[name] > tolerance:
+            row = int(np.argmax(steps.max(axis=1)))
+            raise ExportParityError(
+                f"the exported model breaks the monotone direction of {name} ({direction:+d}): on row {row} the "
+                f"score moves {worst[name]:.3g} the wrong way over {name} in [{grid[0]:g}, {grid[-1]:g}]. "
+                "Nothing was registered."
+            )
+    return worst
+
+
 def score_reference(scores: np.ndarray, n_bins: int = 10) -> dict[str, object]:
-    """Held-out score histogram on fixed equal-width bins over [0, 1]."""
+    """Reference score histogram on fixed equal-width bins over [0, 1]."""
     edges = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
-    return {"edges": _round(edges), "proportions": _proportions(scores, edges), "count": int(len(scores))}
+    return {
+        "edges": _round(edges),
+        "proportions": _round(bin_shares(scores, edges)),
+        "count": int(len(scores)),
+    }
 
 
 def feature_reference(X: np.ndarray, n_bins: int = 10) -> dict[str, dict[str, object]]:
     """Per feature: interior edges at the reference quantiles (deduplicated) and the share in each bin.
 
-    A feature with a single value gets no edges and one bin holding everything.
+    Edges are float32 values, so a float32 request lands in exactly the bin it did here. A feature with a
+    single value gets no edges and one bin holding everything.
     """
     X = np.asarray(X, dtype=np.float32)
-    quantiles = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
     reference = {}
     for j, name in enumerate(FEATURE_NAMES):
-        column = X[:, j].astype(np.float64)
-        # Edges are float32 values, so a float32 request lands in exactly the bin it did here.
-        edges = np.unique(np.quantile(column, quantiles, method="lower").astype(np.float32)).astype(
-            np.float64
-        )
-        edges = edges[edges < column.max()]  # an edge at the maximum would leave its last bin empty
-        reference[name] = {"edges": edges.tolist(), "proportions": _proportions(column, edges)}
+        edges = bin_edges(X[:, j], n_bins)
+        reference[name] = {"edges": edges.tolist(), "proportions": _round(bin_shares(X[:, j], edges))}
     return reference
-
-
-def _proportions(values: np.ndarray, edges: np.ndarray) -> list[float]:
-    bins = np.searchsorted(
-        np.asarray(edges, dtype=np.float64), np.asarray(values, dtype=np.float64), side="left"
-    )
-    counts = np.bincount(bins, minlength=len(edges) + 1)
-    return _round(counts / max(len(values), 1))
 
 
 def _round(values: np.ndarray) -> list[float]:
@@ -170,12 +209,13 @@ def serving_metadata(
     X_reference: np.ndarray,
     score_bins: int = 10,
     feature_bins: int = 10,
+    observation_design: str = "",
 ) -> dict[str, object]:
     """Everything the predictor reads from the model.
 
-    Drift references: the score histogram of the held-out rows (``scores``: unbiased, the model never saw
-    them) and per-feature bins of ``X_reference`` — all labelled rows, since feature distributions need no
-    held-out data and customer-clustered rows make a small sample noisy.
+    Drift references: the score histogram (``scores``) and per-feature bins of ``X_reference`` — the
+    out-of-time rows in the training job: the latest complete period, scored by a model that never saw them,
+    and per transaction, as live traffic arrives.
     """
     return {
         "feature_names": list(FEATURE_NAMES),
@@ -190,6 +230,9 @@ def serving_metadata(
         "metrics": metrics,
         "score_reference": score_reference(scores, score_bins),
         "feature_reference": feature_reference(X_reference, feature_bins),
+        "observation_design": observation_design,
+        "ignored_features": list(CALENDAR_FEATURES),
+        "monotone_directions": dict(MONOTONE_DIRECTIONS),
     }
 
 

@@ -1,15 +1,15 @@
 """MLflow tracking and the Model Registry: where runs go, how a model is registered, when the alias moves.
 
-The champion alias moves only when the new version beats the current champion on the *same* held-out
-rows (the current champion is re-scored on this run's held-out set), or with ``--force``. The replaced
-champion keeps the ``previous`` alias, so a rollback is one alias move.
+Whether the alias moves is the champion gate's decision (:mod:`ml.gate`); this module does the registry
+I/O around it: it finds and re-scores the current champion, records the decision as model-version tags, and
+moves the aliases. The replaced champion keeps the ``previous`` alias, so a rollback is one alias move.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
@@ -20,10 +20,11 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
-from sklearn.metrics import roc_auc_score
 
 from ml.errors import RegistryError
+from ml.evaluate import CustomerBootstrap
 from ml.export import INPUT_NAME, OUTPUT_NAME, onnx_scores
+from ml.gate import Challenger, Champion, Decision, decide
 
 log = logging.getLogger(__name__)
 
@@ -92,68 +93,74 @@ def log_and_register(
 
 @dataclass(frozen=True)
 class Promotion:
-    """What happened to the alias, and why."""
+    """What happened to the alias, and why (the gate's decision and its tags)."""
 
     promoted: bool
     reason: str
     alias: str | None
     previous_version: str | None
-    champion_auc: float | None  # the old champion's AUC on this run's held-out rows
+    champion_auc: float | None  # the old champion's per-customer AUC on this run's out-of-time rows
+    decision: Decision
+
+
+def _alias_holder(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
 
 
 def promote(
     name: str,
     version: str,
-    new_auc: float,
-    X_holdout: np.ndarray,
-    y_holdout: np.ndarray,
+    challenger: Challenger,
+    scores: np.ndarray,
+    X_test: np.ndarray,
+    bootstrap: CustomerBootstrap,
     alias: str = "champion",
     previous_alias: str = "previous",
     force: bool = False,
 ) -> Promotion:
-    """Move ``alias`` to ``version`` if it beats the current holder on the same held-out rows (or ``force``)."""
+    """Run the champion gate (:mod:`ml.gate`) for ``version`` and move ``alias`` if it says so.
+
+    A current champion of the same target mode and observation design is loaded from the registry and
+    re-scored on this run's test rows (``X_test``), so both models are compared on the same customers, with
+    the same bootstrap resamples. The decision's tags are written on the new model version.
+    """
     client = MlflowClient()
-    try:
-        current = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        current = None
-    if current is None:
-        client.set_registered_model_alias(name, alias, version)
-        return Promotion(True, f"first {alias} of {name}", alias, None, None)
-    current_version = str(current.version)
-
-    try:
-        old = mlflow.onnx.load_model(f"models:/{name}/{current.version}")
-        champion_auc = float(roc_auc_score(y_holdout, onnx_scores(old, X_holdout)))
-    except Exception as exc:  # a champion we cannot score is reported, never silently replaced
-        if not force:
-            return Promotion(
-                False,
-                f"the current {alias} (v{current.version}) could not be scored on the held-out set ({exc}); "
-                "alias left in place — use --force to replace it",
-                None,
-                current_version,
-                None,
-            )
-        champion_auc = None
-
-    better = champion_auc is not None and new_auc > champion_auc
-    if not (better or force):
-        return Promotion(
-            False,
-            f"held-out ROC-AUC {new_auc:.4f} does not beat the current {alias} v{current.version} "
-            f"({champion_auc:.4f}) on the same rows; alias left in place (use --force to move it)",
-            None,
-            current_version,
-            champion_auc,
+    current = _alias_holder(client, name, alias)
+    champion = None
+    if current is not None:
+        tags = current.tags or {}
+        champion = Champion(
+            version=str(current.version), mode=tags.get("target_mode"), design=tags.get("observation_design")
         )
-    client.set_registered_model_alias(name, previous_alias, current.version)
-    client.set_registered_model_alias(name, alias, version)
-    why = "forced" if not better else f"held-out ROC-AUC {new_auc:.4f} > {champion_auc:.4f}"
+        if champion.mode == challenger.mode and champion.design == challenger.design:
+            try:
+                old = onnx_scores(mlflow.onnx.load_model(f"models:/{name}/{current.version}"), X_test)
+                champion = replace(
+                    champion,
+                    oot_customer_auc=bootstrap.auc(old).estimate,
+                    difference=bootstrap.difference(scores, old),
+                )
+            except Exception as exc:  # a champion we cannot score is reported, never silently replaced
+                champion = replace(champion, error=f"{type(exc).__name__}: {exc}")
+    decision = decide(challenger, champion, force, alias)
+    for key, value in decision.tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    previous = None if current is None else str(current.version)
+    if decision.promote:
+        if current is not None:
+            client.set_registered_model_alias(name, previous_alias, current.version)
+        client.set_registered_model_alias(name, alias, version)
+    reason = decision.reason + (
+        f"; v{previous} keeps alias '{previous_alias}'" if decision.promote and previous else ""
+    )
     return Promotion(
-        True,
-        f"{why}; v{current_version} keeps alias '{previous_alias}'",
-        alias,
-        current_version,
-        champion_auc,
+        promoted=decision.promote,
+        reason=reason,
+        alias=alias if decision.promote else None,
+        previous_version=previous,
+        champion_auc=None if champion is None else champion.oot_customer_auc,
+        decision=decision,
     )

@@ -4,13 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
+from sklearn.metrics import roc_auc_score
 
 from ml.evaluate import (
+    CustomerBootstrap,
+    band_table,
+    bin_edges,
+    bin_shares,
     calibration_table,
     classification_metrics,
-    customer_metrics,
     ks_statistic,
-    latest_per_customer,
+    psi,
+    stability,
 )
 
 
@@ -53,10 +58,70 @@ def test_calibration_table_has_ten_equal_deciles(scored: tuple[np.ndarray, np.nd
     assert (table["rows"] * table["observed_rate"]).sum() == pytest.approx(y.sum())
 
 
-def test_customer_metrics_use_each_customers_latest_row() -> None:
-    customers = np.array(["a", "a", "b", "b", "c"])
-    times = pd.to_datetime(["2019-01-02", "2019-01-01", "2019-01-01", "2019-01-03", "2019-01-01"]).to_numpy()
-    assert sorted(latest_per_customer(customers, times).tolist()) == [0, 3, 4]
-    y = np.array([1, 1, 0, 0, 1])
-    score = np.array([0.9, 0.1, 0.8, 0.2, 0.7])  # latest rows: a 0.9, b 0.2, c 0.7 → perfectly ranked
-    assert customer_metrics(y, score, customers, times)["roc_auc"] == 1.0
+def test_weights_make_each_customer_count_once() -> None:
+    """Customer a has 3 rows, b one: with weights 1/3 and 1 the metrics equal one row per customer."""
+    y = np.array([1, 1, 1, 0, 0])
+    score = np.array([0.9, 0.9, 0.9, 0.2, 0.95])
+    weights = np.array([1 / 3, 1 / 3, 1 / 3, 1.0, 1.0])
+    weighted = classification_metrics(y, score, 0.5, weights)
+    once = classification_metrics(np.array([1, 0, 0]), np.array([0.9, 0.2, 0.95]), 0.5)
+    for key in ("roc_auc", "ks", "brier", "log_loss", "accuracy", "precision", "recall", "positive_rate"):
+        assert weighted[key] == pytest.approx(once[key]), key
+
+
+def test_weighted_calibration_deciles_split_the_weight_evenly(scored) -> None:
+    y, score = scored
+    weights = np.where(np.arange(len(y)) % 2 == 0, 3.0, 1.0)
+    table = calibration_table(y, score, weights=weights)
+    assert table["share"].to_numpy() == pytest.approx(np.full(10, 0.1), abs=0.002)
+    assert (table["share"] * table["observed_rate"]).sum() == pytest.approx(np.average(y, weights=weights))
+
+
+def test_band_table_uses_the_business_bands() -> None:
+    y = np.array([0, 0, 1, 1, 1])
+    score = np.array([0.1, 0.3, 0.45, 0.6, 0.61])  # 0.30 and 0.60 are medium (low < 0.30 <= medium <= 0.60)
+    table = band_table(y, score, np.array(list("abcde")), 0.3, 0.6).set_index("band")
+    assert table["observations"].tolist() == [1, 3, 1]
+    assert table.loc["medium", "observed_high_risk_rate"] == pytest.approx(2 / 3)
+    assert table["decision"].tolist() == ["approve", "review", "reject"]
+    assert table["share"].sum() == pytest.approx(1.0)
+
+
+def test_bootstrap_auc_matches_sklearn_and_covers_the_estimate() -> None:
+    rng = np.random.default_rng(1)
+    customers = np.repeat(np.arange(300), rng.integers(1, 8, 300))
+    y = (rng.random(len(customers)) < 0.3).astype(int)
+    score = np.round(0.4 * y + rng.random(len(y)), 2)  # ties on purpose
+    weights = 1 / pd.Series(customers).map(pd.Series(customers).value_counts()).to_numpy()
+    boot = CustomerBootstrap(y, customers, weights, n_samples=200, seed=3)
+    interval = boot.auc(score)
+    assert interval.estimate == pytest.approx(roc_auc_score(y, score, sample_weight=weights))
+    assert interval.low < interval.estimate < interval.high and interval.level == 0.95
+    # One resample, recomputed by hand: customers drawn with replacement, their rows weighted by the draw.
+    draws = np.random.default_rng(3).multinomial(300, np.full(300, 1 / 300), size=1)[0]
+    by_hand = roc_auc_score(y, score, sample_weight=draws[customers] * weights)
+    assert boot.aucs(score)[0] == pytest.approx(by_hand)
+
+
+def test_bootstrap_difference_is_paired() -> None:
+    rng = np.random.default_rng(2)
+    customers = np.arange(400)
+    y = (rng.random(400) < 0.4).astype(int)
+    score = 0.5 * y + rng.random(400)
+    boot = CustomerBootstrap(y, customers, np.ones(400), n_samples=300, seed=0)
+    same = boot.difference(score, score.copy())
+    assert same.estimate == 0.0 and same.low == 0.0 and same.high == 0.0
+    better = boot.difference(score, rng.random(400))
+    assert better.low > 0  # a real signal against noise: the whole interval is above zero
+
+
+def test_psi_is_zero_for_the_same_distribution_and_grows_with_a_shift() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=5_000)
+    assert stability(reference, reference) == 0.0
+    assert stability(reference, rng.normal(size=5_000)) < 0.02
+    assert stability(reference, rng.normal(1.0, 1.0, size=5_000)) > 0.25
+    edges = bin_edges(reference, 10)
+    assert len(edges) == 9 and bin_shares(reference, edges).sum() == pytest.approx(1.0)
+    # Floored shares keep an empty bin finite.
+    assert np.isfinite(psi([0.5, 0.5, 0.0], [0.0, 0.5, 0.5]))
