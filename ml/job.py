@@ -1,7 +1,8 @@
-"""The training job: load → features → target → train → evaluate → export → register → report.
+"""The training job: load → observation design → train → validate → export → register → gate → report.
 
 :func:`run` is the whole job; ``python -m ml train`` calls it. Nothing reaches the registry unless every
-step before registration succeeded (data valid, target sound, export parity within tolerance).
+step before registration succeeded (data valid, enough customers, label sound, export parity, directions
+and calendar blindness checked on the ONNX graph); the alias moves only if the champion gate says so.
 """
 
 from __future__ import annotations
@@ -12,32 +13,45 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 import numpy as np
+import onnx
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
 from ml import export
-from ml.evaluate import calibration_table, classification_metrics, customer_metrics
+from ml.evaluate import CustomerBootstrap, Interval, band_table, calibration_table, classification_metrics
+from ml.gate import Challenger
 from ml.load import dataset_digest, read_transactions
+from ml.observations import Design, build_design, check_sample_size
 from ml.register import configure_tracking, log_and_register, next_version, promote
-from ml.report import ModeSummary, ReportInputs, write_report
+from ml.report import ReportInputs, write_report
 from ml.schema import TIME_COLUMN
 from ml.settings import TrainSettings
 from ml.synthetic import SyntheticSpec, generate_transactions
-from ml.target import TrainingSet, build_training_set
+from ml.target import DEFAULT_K
 from ml.train import (
     SEARCH_KINDS,
     Candidate,
-    Split,
     as_model_input,
     cv_folds,
-    holdout_split,
-    leakage_audit_auc,
     refit,
     run_search,
+    select_champion,
+)
+from ml.validation import (
+    AuditRoute,
+    Comparator,
+    baselines,
+    best_rule,
+    first_history,
+    label_sensitivity,
+    leakage_audit,
+    population_stability,
+    time_of_day_effects,
 )
 
 log = logging.getLogger("ml")
@@ -52,46 +66,49 @@ def step(title: str) -> Iterator[None]:
     log.info("%s done in %.1fs", title, time.perf_counter() - started)
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A target mode's labelled rows, split by customer, as model input."""
-
-    data: TrainingSet
-    split: Split
-    X: np.ndarray  # float32 [rows, 26]
-
-    @property
-    def train(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.X[self.split.train], self.data.y[self.split.train]
-
-    @property
-    def test(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.X[self.split.test], self.data.y[self.split.test]
-
-    def customer_metrics(self, scores: np.ndarray, threshold: float) -> dict[str, float]:
-        test = self.split.test
-        return customer_metrics(
-            self.data.y[test], scores, self.data.customers[test], self.data.times[test], threshold
-        )
-
-    def leakage_auc(self, seed: int) -> float:
-        X, y, s = self.data.X, self.data.y, self.split
-        return leakage_audit_auc(X.iloc[s.train], y[s.train], X.iloc[s.test], y[s.test], seed)
-
-
-def prepare(transactions: pd.DataFrame, mode: str, settings: TrainSettings) -> Prepared:
-    data = build_training_set(
-        transactions, mode, settings.performance_window_days, settings.seed, settings.min_high_risk_share
+def prepare(transactions: pd.DataFrame, mode: str, settings: TrainSettings) -> Design:
+    """The labelled, split examples of ``mode`` under ``settings`` (see :mod:`ml.observations`)."""
+    return build_design(
+        transactions,
+        mode,
+        horizon_days=settings.horizon_days,
+        oot_days=settings.oot_days,
+        test_size=settings.test_size,
+        random_state=settings.seed,
+        min_high_risk_share=settings.min_high_risk_share,
+        k=DEFAULT_K,
     )
-    split = holdout_split(data.y, data.customers, settings.test_size, settings.seed)
-    # Heavy-tailed activity: say how much of the held-out set its most active customer is.
-    held_out = pd.Series(data.customers[split.test]).value_counts()
-    data.notes["held_out_customers"] = len(held_out)
-    data.notes["held_out_largest_customer"] = (
-        f"{held_out.index[0]}: {held_out.iloc[0]:,} of {len(split.test):,} held-out rows "
-        f"({held_out.iloc[0] / len(split.test):.0%})"
+
+
+def fit_and_export(
+    design: Design, model_type: str, settings: TrainSettings, version: int = 1, data_digest: str = ""
+) -> tuple[Pipeline, onnx.ModelProto]:
+    """One family with its default parameters fit (customer-weighted) on a design's training split and
+    exported with its serving metadata and checks — a model without the searches, for tests, benchmarks and
+    the kind job."""
+    from ml.train import MODEL_SPECS, fit_weighted
+
+    train, test = design.train, design.test
+    X_test = as_model_input(test.X)
+    pipeline = fit_weighted(
+        MODEL_SPECS[model_type].build(settings.seed), as_model_input(train.X), train.y, train.weights
     )
-    return Prepared(data=data, split=split, X=as_model_input(data.X))
+    model = export.to_onnx(pipeline, settings.registered_model)
+    export.check_parity(pipeline, model, X_test, settings.parity_tolerance)
+    export.check_ignored(model, X_test, seed=settings.seed)
+    scores = pipeline.predict_proba(X_test)[:, 1]
+    export.attach_metadata(
+        model,
+        export.serving_metadata(
+            model_name=settings.registered_model, model_version=version, model_type=model_type,
+            target_mode=design.mode, data_digest=data_digest, threshold=settings.threshold,
+            risk_bands=settings.risk_bands.model_dump(),
+            metrics={"test_customer_roc_auc": classification_metrics(test.y, scores, weights=test.weights)["roc_auc"]},
+            scores=scores, X_reference=X_test, score_bins=settings.score_bins, feature_bins=settings.feature_bins,
+            observation_design=design.name,
+        ),
+    )  # fmt: skip
+    return pipeline, model
 
 
 def load_data(settings: TrainSettings) -> tuple[pd.DataFrame, str]:
@@ -99,6 +116,44 @@ def load_data(settings: TrainSettings) -> tuple[pd.DataFrame, str]:
         return read_transactions(settings.data), str(settings.data)
     spec = SyntheticSpec(rows=settings.synthetic_rows, seed=settings.seed)
     return generate_transactions(spec), f"built-in synthetic data (rows={spec.rows}, seed={spec.seed})"
+
+
+@dataclass
+class ModeResult:
+    """One target mode's champion configuration, scored on that mode's test split."""
+
+    design: Design
+    test_scores: np.ndarray
+    per_transaction: dict[str, float]
+    per_customer: dict[str, float]
+    customer_auc: Interval
+    audit: list[AuditRoute]
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _bootstrap(design: Design, settings: TrainSettings) -> CustomerBootstrap:
+    test = design.test
+    return CustomerBootstrap(
+        test.y, test.customers, test.weights, settings.bootstrap_samples, settings.confidence, settings.seed
+    )
+
+
+def _score_mode(
+    design: Design, pipeline, folds: list, settings: TrainSettings, bootstrap: CustomerBootstrap
+) -> ModeResult:
+    test = design.test
+    scores = pipeline.predict_proba(as_model_input(test.X))[:, 1]
+    per_customer = classification_metrics(test.y, scores, settings.threshold, test.weights)
+    return ModeResult(
+        design=design,
+        test_scores=scores,
+        per_transaction=classification_metrics(test.y, scores, settings.threshold),
+        per_customer=per_customer,
+        customer_auc=bootstrap.auc(scores),
+        audit=leakage_audit(
+            design, per_customer["roc_auc"], bootstrap, folds, settings.seed, settings.audit_flag_ratio
+        ),
+    )
 
 
 def run(settings: TrainSettings) -> dict[str, object]:
@@ -113,13 +168,12 @@ def run(settings: TrainSettings) -> dict[str, object]:
             transactions["CustomerId"].nunique(),
             digest,
         )
-    with step(f"building features and the {settings.target} proxy target"):
-        primary = prepare(transactions, settings.target, settings)
-        X_train, y_train = primary.train
-        X_test, y_test = primary.test
-        folds = cv_folds(
-            y_train, primary.data.customers[primary.split.train], settings.cv_folds, settings.seed
-        )
+    with step(f"building the {settings.target} observation design and proxy target"):
+        design = prepare(transactions, settings.target, settings)
+        check_sample_size(design, settings.min_customers, settings.min_positive_customers)
+        train, test = design.train, design.test
+        X_train, X_test = as_model_input(train.X), as_model_input(test.X)
+        folds = cv_folds(train.y, train.customers, settings.cv_folds, settings.seed)
 
     tracking_uri = configure_tracking(settings.tracking_uri, settings.mlflow_dir, settings.experiment)
     log.info("MLflow tracking at %s (experiment %r)", tracking_uri, settings.experiment)
@@ -128,32 +182,52 @@ def run(settings: TrainSettings) -> dict[str, object]:
     with mlflow.start_run(run_name=f"train-{settings.target}") as parent:
         mlflow.log_input(dataset, context="training")
         mlflow.log_params(_settings_params(settings))
-        mlflow.set_tags({"target_mode": settings.target, "data_digest": digest})
+        mlflow.set_tags(
+            {"target_mode": settings.target, "data_digest": digest, "observation_design": design.name}
+        )
 
-        candidates, candidate_scores, candidate_metrics = _search_all(settings, primary, folds, dataset)
-        champion = max(candidates, key=lambda c: c.cv_auc)
-        log.info("champion: %s (CV ROC-AUC %.4f)", champion.key, champion.cv_auc)
+        candidates, candidate_scores = _search_all(settings, design, folds, dataset)
+        champion, selection = select_champion(candidates)
+        log.info("champion: %s — %s", champion.key, selection)
 
-        with step("evaluating the champion on held-out customers"):
-            scores = champion.pipeline.predict_proba(X_test)[:, 1]
-            heldout = classification_metrics(y_test, scores, settings.threshold)
-            per_customer = primary.customer_metrics(scores, settings.threshold)
-            calibration = calibration_table(y_test, scores)
-            primary_summary = ModeSummary(
-                settings.target,
-                primary.data.notes,
-                primary.data.target,
-                heldout,
-                per_customer,
-                primary.leakage_auc(settings.seed),
-            )
-        other_summary = _other_mode(transactions, champion, settings) if settings.compare_modes else None
+        with step(f"validating the champion on the {design.test_kind} split"):
+            bootstrap = _bootstrap(design, settings)
+            primary = _score_mode(design, champion.pipeline, folds, settings, bootstrap)
+            scores = primary.test_scores
+            comparators = baselines(design, bootstrap, folds, settings.seed)
+            rule = best_rule(comparators)
+            bands = settings.risk_bands
+            evidence = {
+                "calibration": calibration_table(test.y, scores, weights=test.weights),
+                "calibration_per_transaction": calibration_table(test.y, scores),
+                "bands": band_table(test.y, scores, test.customers, bands.low_below, bands.high_above, test.weights),
+                "stability": population_stability(
+                    train, test, champion.pipeline.predict_proba(X_train)[:, 1], scores, settings.feature_bins
+                ),
+                "sensitivity": label_sensitivity(
+                    design, settings.sensitivity_k, settings.sensitivity_horizons, DEFAULT_K,
+                    settings.horizon_days, settings.seed, settings.min_high_risk_share,
+                ),
+                "first_history": first_history(test, scores, bands.low_below, bands.high_above),
+                "time_of_day": time_of_day_effects(champion.pipeline, X_test, seed=settings.seed),
+            }  # fmt: skip
+            log.info(
+                "%s per customer: ROC-AUC %s (in-time CV %.4f); best no-model baseline %s: %s",
+                design.test_kind, primary.customer_auc, champion.cv_auc, rule.name, rule.test_auc,
+            )  # fmt: skip
+        other = _other_mode(transactions, champion, settings) if settings.compare_modes else None
 
-        with step("exporting the pipeline to ONNX and checking parity"):
+        with step("exporting the pipeline to ONNX and checking it"):
             model = export.to_onnx(champion.pipeline, settings.registered_model)
             parity = export.check_parity(champion.pipeline, model, X_test, settings.parity_tolerance)
-            log.info("ONNX parity on %d held-out rows: max |diff| %.2e", len(X_test), parity)
+            export.check_ignored(model, X_test, seed=settings.seed)
+            directions = export.check_directions(model, X_test[: min(len(X_test), 500)])
+            log.info(
+                "ONNX parity on %d %s rows: max |diff| %.2e; calendar ignored; directions hold (%s)",
+                len(X_test), design.test_kind, parity, directions,
+            )  # fmt: skip
             version = next_version(mlflow.MlflowClient(), settings.registered_model)
+            metrics = _headline(champion, primary, rule)
             export.attach_metadata(
                 model,
                 export.serving_metadata(
@@ -163,19 +237,17 @@ def run(settings: TrainSettings) -> dict[str, object]:
                     target_mode=settings.target,
                     data_digest=digest,
                     threshold=settings.threshold,
-                    risk_bands=settings.risk_bands.model_dump(),
-                    metrics={
-                        "cv_roc_auc": champion.cv_auc,
-                        **{f"heldout_{k}": v for k, v in heldout.items()},
-                    },
+                    risk_bands=bands.model_dump(),
+                    metrics=metrics,
                     scores=scores,
-                    X_reference=primary.X,
+                    X_reference=X_test,
                     score_bins=settings.score_bins,
                     feature_bins=settings.feature_bins,
+                    observation_design=design.name,
                 ),
             )
 
-        with step(f"registering {settings.registered_model} v{version} in MLflow"):
+        with step(f"registering {settings.registered_model} v{version} and running the champion gate"):
             log_and_register(
                 model,
                 settings.registered_model,
@@ -184,80 +256,82 @@ def run(settings: TrainSettings) -> dict[str, object]:
                 tags={
                     "model_type": champion.model_type,
                     "target_mode": settings.target,
+                    "observation_design": design.name,
                     "data_digest": digest,
-                    "heldout_roc_auc": f"{heldout['roc_auc']:.6f}",
+                    "test": design.test_kind,
+                    "test_customer_roc_auc": f"{primary.customer_auc.estimate:.6f}",
                 },
             )
             onnx_path = export.save(
                 model, settings.artifacts_dir.resolve() / f"{settings.registered_model}-v{version}.onnx"
             )
+            challenger = Challenger(
+                version=str(version),
+                mode=settings.target,
+                design=design.name,
+                oot_customer_auc=primary.customer_auc,
+                best_baseline=rule.name,
+                best_baseline_auc=rule.test_auc,
+            )
             promotion = promote(
                 settings.registered_model,
                 str(version),
-                heldout["roc_auc"],
+                challenger,
+                scores,
                 X_test,
-                y_test,
+                bootstrap,
                 settings.alias,
                 settings.previous_alias,
                 settings.force,
             )
-            log.info("alias: %s", promotion.reason)
+            mlflow.set_tags(promotion.decision.tags)
+            log.info("champion gate: %s", promotion.reason)
 
         with step("writing the model card"):
             report_dir = settings.reports_dir.resolve() / f"{settings.registered_model}-v{version}"
             card = write_report(
                 ReportInputs(
-                    model_name=settings.registered_model,
+                    settings=settings,
                     version=version,
-                    model_type=champion.model_type,
-                    search=champion.search,
-                    best_params=champion.best_params,
-                    cv_auc=champion.cv_auc,
-                    cv_auc_std=champion.cv_auc_std,
+                    champion=champion,
+                    selection=selection,
+                    candidates=_candidate_table(candidates, candidate_scores, test),
                     data_source=source,
                     data_digest=digest,
                     n_transactions=len(transactions),
                     period=(str(transactions[TIME_COLUMN].min()), str(transactions[TIME_COLUMN].max())),
-                    primary=primary_summary,
-                    other=other_summary,
-                    candidates=_candidate_table(candidates, candidate_metrics),
-                    calibration=calibration,
-                    y_holdout=y_test,
-                    scores=scores,
+                    primary=primary,
+                    other=other,
+                    comparators=comparators,
+                    best_rule=rule,
+                    evidence=evidence,
                     candidate_scores=candidate_scores,
-                    pipeline=champion.pipeline,
                     parity=parity,
-                    threshold=settings.threshold,
-                    risk_bands=settings.risk_bands.model_dump(),
-                    promotion=promotion.reason,
+                    directions=directions,
+                    promotion=promotion,
                 ),
                 report_dir,
             )
             mlflow.log_artifacts(str(report_dir), artifact_path="report")
 
-        mlflow.log_metrics({f"heldout_{k}": float(v) for k, v in heldout.items()})
-        mlflow.log_metrics({f"heldout_customer_{k}": float(v) for k, v in per_customer.items()})
-        mlflow.log_metrics(
-            {
-                "cv_roc_auc": champion.cv_auc,
-                "onnx_parity_max_abs_diff": parity,
-                "leakage_audit_auc": primary_summary.leakage_auc,
-            }
-        )
-        if other_summary is not None:
-            mlflow.log_metrics(
-                {
-                    f"{other_summary.mode.replace('-', '_')}_heldout_roc_auc": other_summary.heldout[
-                        "roc_auc"
-                    ],
-                    f"{other_summary.mode.replace('-', '_')}_leakage_audit_auc": other_summary.leakage_auc,
-                }
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_metrics({f"test_{k}": float(v) for k, v in primary.per_transaction.items()})
+        mlflow.log_metrics({f"test_customer_{k}": float(v) for k, v in primary.per_customer.items()})
+        mlflow.log_metrics({"onnx_parity_max_abs_diff": parity})
+        for route in primary.audit:
+            mlflow.log_metric(f"audit_{_slug(route.route)}_auc", route.comparator.test_auc.estimate)
+        for comparator in comparators:
+            mlflow.log_metric(f"baseline_{_slug(comparator.name)}_auc", comparator.test_auc.estimate)
+        if other is not None:
+            mlflow.log_metric(
+                f"{_slug(other.design.mode)}_test_customer_roc_auc", other.customer_auc.estimate
             )
         mlflow.set_tags(
             {
                 "champion_model_type": champion.model_type,
                 "registered_version": str(version),
                 "promoted": str(promotion.promoted),
+                "audit_flagged": ",".join(r.route for r in primary.audit if r.flagged) or "none",
             }
         )
 
@@ -269,38 +343,61 @@ def run(settings: TrainSettings) -> dict[str, object]:
         "alias": promotion.alias,
         "promoted": promotion.promoted,
         "promotion": promotion.reason,
+        "gate_rule": promotion.decision.rule,
         "onnx_path": str(onnx_path),
         "target": settings.target,
-        "heldout": {k: round(v, 6) if isinstance(v, float) else v for k, v in heldout.items()},
-        "heldout_per_customer_roc_auc": round(per_customer["roc_auc"], 6),
+        "observation_design": design.name,
+        "test": design.test_kind,
         "cv_roc_auc": round(champion.cv_auc, 6),
+        "test_per_transaction": _rounded(primary.per_transaction),
+        "test_per_customer": _rounded(primary.per_customer),
+        "test_customer_roc_auc": _rounded(primary.customer_auc.as_dict()),
+        "baselines": {c.name: _rounded(c.test_auc.as_dict()) for c in comparators},
+        "leakage_audit": {
+            r.route: {"roc_auc": round(r.comparator.test_auc.estimate, 6), "flagged": r.flagged}
+            for r in primary.audit
+        },
         "onnx_parity_max_abs_diff": parity,
         "other_target": None
-        if other_summary is None
+        if other is None
         else {
-            "target": other_summary.mode,
-            "heldout_roc_auc": round(other_summary.heldout["roc_auc"], 6),
-            "leakage_audit_auc": round(other_summary.leakage_auc, 6),
+            "target": other.design.mode,
+            "test": other.design.test_kind,
+            "test_customer_roc_auc": round(other.customer_auc.estimate, 6),
+            "leakage_audit": {r.route: round(r.comparator.test_auc.estimate, 6) for r in other.audit},
         },
-        "leakage_audit_auc": round(primary_summary.leakage_auc, 6),
         "report": str(card),
         "run_id": parent.info.run_id,
         "tracking_uri": tracking_uri,
     }
 
 
+def _headline(champion: Candidate, primary: ModeResult, rule: Comparator) -> dict[str, float]:
+    """The numbers that travel in the ONNX metadata and head the MLflow run."""
+    return {
+        "cv_roc_auc": champion.cv_auc,
+        "cv_roc_auc_std": champion.cv_auc_std,
+        "test_customer_roc_auc": primary.customer_auc.estimate,
+        "test_customer_roc_auc_low": primary.customer_auc.low,
+        "test_customer_roc_auc_high": primary.customer_auc.high,
+        "test_roc_auc": primary.per_transaction["roc_auc"],
+        "test_ks": primary.per_transaction["ks"],
+        "test_brier": primary.per_transaction["brier"],
+        "best_baseline_customer_roc_auc": rule.test_auc.estimate,
+    }
+
+
 def _search_all(
-    settings: TrainSettings, primary: Prepared, folds: list, dataset: object
-) -> tuple[list[Candidate], dict[str, np.ndarray], dict[str, dict[str, float]]]:
+    settings: TrainSettings, design: Design, folds: list, dataset: object
+) -> tuple[list[Candidate], dict[str, np.ndarray]]:
     """Grid and random search of every model family, each in its own nested MLflow run.
 
-    Returns the candidates with their held-out scores and metrics (reported, never used to choose).
+    Returns the candidates with their test-split scores (reported, never used to choose).
     """
-    X_train, y_train = primary.train
-    X_test, y_test = primary.test
+    train, test = design.train, design.test
+    X_train, X_test = as_model_input(train.X), as_model_input(test.X)
     candidates: list[Candidate] = []
     scores: dict[str, np.ndarray] = {}
-    heldout: dict[str, dict[str, float]] = {}
     total = len(settings.models) * len(SEARCH_KINDS)
     for i, (model_type, kind) in enumerate(((m, k) for m in settings.models for k in SEARCH_KINDS), start=1):
         with (
@@ -311,7 +408,8 @@ def _search_all(
                 model_type,
                 kind,
                 X_train,
-                y_train,
+                train.y,
+                train.weights,
                 folds,
                 settings.random_search_iter,
                 settings.seed,
@@ -319,7 +417,7 @@ def _search_all(
             )
             held = candidate.pipeline.predict_proba(X_test)[:, 1]
             scores[candidate.key] = held
-            metrics = heldout[candidate.key] = classification_metrics(y_test, held, settings.threshold)
+            per_customer = classification_metrics(test.y, held, settings.threshold, test.weights)
             mlflow.log_input(dataset, context="training")
             mlflow.set_tags({"model_type": model_type, "search": kind})
             mlflow.log_params(
@@ -335,51 +433,51 @@ def _search_all(
                     "cv_roc_auc": candidate.cv_auc,
                     "cv_roc_auc_std": candidate.cv_auc_std,
                     "fit_seconds": candidate.fit_seconds,
-                    **{f"heldout_{k}": float(v) for k, v in metrics.items()},
+                    "directions_ok": float(candidate.directions_ok),
+                    **{f"test_customer_{k}": float(v) for k, v in per_customer.items()},
                 }
             )
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "cv_results.csv"
                 candidate.cv_results.drop(columns=["params"]).to_csv(path, index=False)
                 mlflow.log_artifact(str(path))
-                mlflow.log_figure(_roc_figure(y_test, held, candidate.key), "heldout_roc.png")
+                mlflow.log_figure(_roc_figure(test.y, held, test.weights, candidate.key), "test_roc.png")
             log.info(
-                "%s: CV ROC-AUC %.4f ± %.4f, best %s",
+                "%s: CV ROC-AUC %.4f ± %.4f (per customer), best %s%s",
                 candidate.key,
                 candidate.cv_auc,
                 candidate.cv_auc_std,
                 json.dumps(candidate.best_params),
+                "" if candidate.directions_ok else " — breaks a monotone direction",
             )
             candidates.append(candidate)
-    return candidates, scores, heldout
+    return candidates, scores
 
 
-def _other_mode(transactions: pd.DataFrame, champion: Candidate, settings: TrainSettings) -> ModeSummary:
+def _other_mode(
+    transactions: pd.DataFrame, champion: Candidate, settings: TrainSettings
+) -> ModeResult | None:
     """The champion's configuration on the other target mode, for the side-by-side report."""
     mode = settings.other_target
     with step(f"fitting the champion configuration on the {mode} target for comparison"):
-        other = prepare(transactions, mode, settings)
-        pipeline = refit(champion, *other.train)
-        X_test, y_test = other.test
-        scores = pipeline.predict_proba(X_test)[:, 1]
-        summary = ModeSummary(
-            mode,
-            other.data.notes,
-            other.data.target,
-            classification_metrics(y_test, scores, settings.threshold),
-            other.customer_metrics(scores, settings.threshold),
-            other.leakage_auc(settings.seed),
-        )
+        try:
+            design = prepare(transactions, mode, settings)  # a diagnostic: no minimum sample size
+            folds = cv_folds(design.train.y, design.train.customers, settings.cv_folds, settings.seed)
+        except Exception as exc:  # the comparison is a report section: its absence is stated, not fatal
+            log.warning("no %s comparison: %s", mode, exc)
+            return None
+        train = design.train
+        pipeline = refit(champion, as_model_input(train.X), train.y, train.weights)
+        result = _score_mode(design, pipeline, folds, settings, _bootstrap(design, settings))
         log.info(
-            "%s: held-out ROC-AUC %.4f, leakage audit AUC %.4f",
-            mode,
-            summary.heldout["roc_auc"],
-            summary.leakage_auc,
-        )
-    return summary
+            "%s (%s): per-customer ROC-AUC %s; audit %s",
+            mode, design.test_kind, result.customer_auc,
+            ", ".join(f"{r.route} {r.comparator.test_auc.estimate:.4f}" for r in result.audit),
+        )  # fmt: skip
+    return result
 
 
-def _candidate_table(candidates: list[Candidate], heldout: dict[str, dict[str, float]]) -> pd.DataFrame:
+def _candidate_table(candidates: list[Candidate], scores: dict[str, np.ndarray], test) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -387,8 +485,12 @@ def _candidate_table(candidates: list[Candidate], heldout: dict[str, dict[str, f
                 "search": c.search,
                 "candidates": c.n_candidates,
                 "cv_roc_auc": c.cv_auc,
-                "cv_roc_auc_std": c.cv_auc_std,
-                "heldout_roc_auc": heldout[c.key]["roc_auc"],
+                "cv_roc_auc_se": c.cv_auc_se,
+                "complexity": c.complexity,
+                "directions_ok": c.directions_ok,
+                "test_customer_roc_auc": classification_metrics(test.y, scores[c.key], 0.5, test.weights)[
+                    "roc_auc"
+                ],
                 "fit_seconds": round(c.fit_seconds, 1),
             }
             for c in candidates
@@ -396,18 +498,28 @@ def _candidate_table(candidates: list[Candidate], heldout: dict[str, dict[str, f
     ).sort_values("cv_roc_auc", ascending=False)
 
 
-def _roc_figure(y: np.ndarray, scores: np.ndarray, title: str):
+def _roc_figure(y: np.ndarray, scores: np.ndarray, weights: np.ndarray, title: str):
     import matplotlib.pyplot as plt
     from sklearn.metrics import RocCurveDisplay
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    RocCurveDisplay.from_predictions(y, scores, ax=ax, name=title)
+    RocCurveDisplay.from_predictions(y, scores, sample_weight=weights, ax=ax, name=title)
     plt.close(fig)
     return fig
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_")[:60]
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}
 
 
 def _settings_params(settings: TrainSettings) -> dict[str, object]:
     params = settings.model_dump(mode="json", exclude={"tracking_uri"})
     params["models"] = ",".join(settings.models)
     params["risk_bands"] = json.dumps(params["risk_bands"])
+    for key in ("sensitivity_k", "sensitivity_horizons"):
+        params[key] = ",".join(map(str, params[key]))
     return params

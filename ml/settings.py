@@ -65,26 +65,58 @@ class TrainSettings(BaseSettings):
     )
     seed: int = Field(42, description="seed for the synthetic data, splits, searches and K-Means")
 
-    # Target
-    target: TargetMode = Field("forward", description="proxy-target mode that trains the registered model")
-    performance_window_days: int = Field(
-        30, gt=0, description="forward mode: the last N days are the performance window"
+    # Target and observation design
+    target: TargetMode = Field(
+        "forward",
+        description="proxy-target mode: forward (application points, out-of-time test; the only mode that can "
+        "become champion) or same-window (the circular diagnostic)",
+    )
+    horizon_days: int = Field(
+        30, gt=0, description="forward: days after an application point whose RFM defines its label"
+    )
+    oot_days: int = Field(
+        14, gt=0, description="forward: length of the out-of-time window (the latest with complete labels)"
     )
     min_high_risk_share: float = Field(
-        0.02, gt=0, lt=0.5, description="fail when the high-risk cluster holds a smaller share of customers"
+        0.02, gt=0, lt=0.5, description="fail when the high-risk cluster holds a smaller (weighted) share"
+    )
+    min_customers: int = Field(
+        100, ge=1, description="refuse (exit 3) when the training or test split has fewer customers"
+    )
+    min_positive_customers: int = Field(
+        20,
+        ge=1,
+        description="refuse (exit 3) when a split has fewer customers with a high-risk (or a low-risk) example",
     )
     compare_modes: CliImplicitFlag[bool] = Field(
         True, description="also fit the champion's configuration on the other target mode for the report"
     )
 
-    # Training
+    # Training and selection
     models: list[ModelType] = Field(list(ALL_MODELS), description="model families to tune")
-    test_size: float = Field(0.2, gt=0, lt=0.5, description="held-out share of customers")
+    test_size: float = Field(
+        0.2, gt=0, lt=0.5, description="same-window: held-out share of customers (forward tests out of time)"
+    )
     cv_folds: int = Field(5, ge=2, description="grouped, stratified cross-validation folds")
     random_search_iter: int = Field(6, ge=1, description="candidates per random search")
     n_jobs: int = Field(-1, description="parallel search workers (-1: all cores)")
     threshold: float = Field(0.5, gt=0, lt=1, description="probability threshold for the 0/1 prediction")
     risk_bands: RiskBands = Field(default_factory=RiskBands)
+
+    # Validation
+    bootstrap_samples: int = Field(
+        1000, ge=50, description="customer bootstrap resamples for intervals and the champion gate"
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="level of every bootstrap interval")
+    audit_flag_ratio: float = Field(
+        0.95, gt=0, le=1, description="flag a leakage-audit route reaching this share of the model's AUC"
+    )
+    sensitivity_k: list[int] = Field(
+        [2, 3, 4, 5], description="label sensitivity: K-Means cluster counts compared with the default"
+    )
+    sensitivity_horizons: list[int] = Field(
+        [14, 30, 45], description="label sensitivity (forward): horizons in days compared with the default"
+    )
 
     # Export
     parity_tolerance: float = Field(1e-5, gt=0, description="max |sklearn - onnxruntime| on held-out rows")
@@ -119,6 +151,10 @@ class TrainSettings(BaseSettings):
             )
         if not self.models:
             raise ValueError("--models needs at least one model family")
+        if any(k < 2 for k in self.sensitivity_k) or any(h < 1 for h in self.sensitivity_horizons):
+            raise ValueError(
+                "--sensitivity-k needs values of at least 2 and --sensitivity-horizons positive days"
+            )
         return self
 
     @property

@@ -38,30 +38,26 @@ class TrainedModel:
 
 def train_small_model(folder: Path, rows: int = 20_000, seed: int = 7, version: int = 1) -> TrainedModel:
     from ml import export
-    from ml.job import prepare
+    from ml.job import fit_and_export, prepare
     from ml.settings import TrainSettings
     from ml.synthetic import SyntheticSpec, generate_transactions
-    from ml.train import MODEL_SPECS
+    from ml.train import as_model_input
 
     settings = TrainSettings(rows=rows, seed=seed)
-    prepared = prepare(generate_transactions(SyntheticSpec(rows=rows, seed=seed)), "forward", settings)
-    X_train, y_train = prepared.train
-    X_test, y_test = prepared.test
-    pipeline = MODEL_SPECS["lightgbm"].build(seed).fit(X_train, y_train)
-    model = export.to_onnx(pipeline)
-    export.check_parity(pipeline, model, X_test)
-    scores = pipeline.predict_proba(X_test)[:, 1]
-    export.attach_metadata(
-        model,
-        export.serving_metadata(
-            model_name="credit-risk", model_version=version, model_type="lightgbm", target_mode="forward",
-            data_digest="test", threshold=0.5, risk_bands={"low_below": 0.3, "high_above": 0.6},
-            metrics={"heldout_roc_auc": 0.0}, scores=scores, X_reference=np.vstack([X_train, X_test]),
-        ),
-    )  # fmt: skip
+    design = prepare(generate_transactions(SyntheticSpec(rows=rows, seed=seed)), "forward", settings)
+    pipeline, model = fit_and_export(design, "lightgbm", settings, version=version, data_digest="test")
     path = export.save(model, folder / f"credit-risk-v{version}.onnx")
-    fresh = prepare(generate_transactions(SyntheticSpec(rows=rows, seed=seed + 94)), "forward", settings).X
-    return TrainedModel(path, pipeline, X_train, y_train, X_test, y_test, fresh, str(version))
+    fresh = prepare(generate_transactions(SyntheticSpec(rows=rows, seed=seed + 94)), "forward", settings)
+    return TrainedModel(
+        path,
+        pipeline,
+        as_model_input(design.train.X),
+        design.train.y,
+        as_model_input(design.test.X),
+        design.test.y,
+        np.vstack([as_model_input(fresh.train.X), as_model_input(fresh.test.X)]),
+        str(version),
+    )
 
 
 def free_port() -> int:

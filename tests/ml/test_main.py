@@ -35,6 +35,8 @@ def test_generate_writes_a_valid_seeded_file(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("train", "--target", "backward"), "--target: Input should be 'forward' or 'same-window'"),
+        (("train", "--horizon-days", "0"), "--horizon-days: Input should be greater than 0"),
+        (("train", "--sensitivity-k", "[1, 3]"), "--sensitivity-k needs values of at least 2"),
         (("train", "--rows", "0"), "--rows: Input should be greater than 0"),
         (("train", "--rows", "100", "--data", "x.csv"), "--rows sizes the built-in synthetic data"),
         (("generate", "--rows", "10"), "the following arguments are required: --out"),
@@ -68,8 +70,26 @@ def test_bad_data_exits_non_zero_and_registers_nothing(real_head_path: Path, tmp
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "artifacts").exists()
 
 
-def test_too_little_data_for_the_target_is_a_clear_error(real_head_path: Path, tmp_path: Path) -> None:
-    result = run_cli("train", "--data", str(real_head_path), cwd=tmp_path)  # 31 rows: half a day of data
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("forward", "the forward design needs more than 74 days"),
+        ("same-window", "customers"),
+    ],
+)
+def test_too_little_data_is_refused_with_exit_3(
+    real_head_path: Path, tmp_path: Path, target: str, message: str
+) -> None:
+    """31 real rows (18 customers, a few hours): nothing trains, nothing is registered, in either mode."""
+    result = run_cli("train", "--data", str(real_head_path), "--target", target, cwd=tmp_path)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "artifacts").exists()
+
+
+def test_a_small_but_valid_history_is_refused_naming_the_shortfall(tmp_path: Path) -> None:
+    result = run_cli("train", "--rows", "4000", "--min-customers", "150", cwd=tmp_path)
     assert result.returncode == 3
-    assert "performance window (30 days) covers the whole period" in result.stderr
+    assert "too little data to train and validate the forward model" in result.stderr
+    assert "customers (minimum 150)" in result.stderr and "--min-customers" in result.stderr
     assert not (tmp_path / "mlruns").exists()
