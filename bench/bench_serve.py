@@ -281,30 +281,22 @@ def train_model(folder: Path, model_type: str, rows: int | None) -> BenchModel:
     import joblib
 
     from ml import export
-    from ml.job import prepare
+    from ml.job import fit_and_export, prepare
     from ml.settings import TrainSettings
     from ml.synthetic import SyntheticSpec, generate_transactions
-    from ml.train import MODEL_SPECS
+    from ml.train import as_model_input
 
     started = time.perf_counter()
-    settings = TrainSettings(rows=rows) if rows else TrainSettings()
+    settings = (
+        TrainSettings(rows=rows, registered_model=MODEL_NAME)
+        if rows
+        else TrainSettings(registered_model=MODEL_NAME)
+    )
     spec = SyntheticSpec(rows=settings.synthetic_rows, seed=settings.seed)
-    prepared = prepare(generate_transactions(spec), "forward", settings)
-    X_train, y_train = prepared.train
-    X_test, _ = prepared.test
-    pipeline = MODEL_SPECS[model_type].build(settings.seed).fit(X_train, y_train)
-    model = export.to_onnx(pipeline, MODEL_NAME)
+    design = prepare(generate_transactions(spec), "forward", settings)
+    pipeline, model = fit_and_export(design, model_type, settings, data_digest="bench-serve")
+    X_train, X_test = as_model_input(design.train.X), as_model_input(design.test.X)
     parity = export.check_parity(pipeline, model, X_test, settings.parity_tolerance)
-    scores = pipeline.predict_proba(X_test)[:, 1]
-    export.attach_metadata(
-        model,
-        export.serving_metadata(
-            model_name=MODEL_NAME, model_version=1, model_type=model_type, target_mode="forward",
-            data_digest="bench-serve", threshold=settings.threshold, risk_bands=settings.risk_bands.model_dump(),
-            metrics={"heldout_roc_auc": 0.0}, scores=scores, X_reference=prepared.X,
-            score_bins=settings.score_bins, feature_bins=settings.feature_bins,
-        ),
-    )  # fmt: skip
     onnx_path = export.save(model, folder / f"{MODEL_NAME}-v1.onnx")
     joblib_path = folder / "mlserver-repo" / MODEL_NAME / "model.joblib"
     joblib_path.parent.mkdir(parents=True)

@@ -29,30 +29,18 @@ def make_model(out: Path, rows: int = 8_000, seed: int = 7, version: int = 1, n_
     import numpy as np
 
     from ml import export
-    from ml.job import prepare
+    from ml.job import fit_and_export, prepare
     from ml.load import dataset_digest
     from ml.settings import TrainSettings
     from ml.synthetic import SyntheticSpec, generate_transactions
-    from ml.train import MODEL_SPECS
+    from ml.train import as_model_input
 
     settings = TrainSettings(rows=rows, seed=seed)
     transactions = generate_transactions(SyntheticSpec(rows=rows, seed=seed))
-    prepared = prepare(transactions, settings.target, settings)
-    X_train, y_train = prepared.train
-    X_test, _ = prepared.test
-    pipeline = MODEL_SPECS["lightgbm"].build(seed).fit(X_train, y_train)
-    model = export.to_onnx(pipeline)
-    export.check_parity(pipeline, model, X_test, settings.parity_tolerance)
+    design = prepare(transactions, settings.target, settings)
+    _, model = fit_and_export(design, "lightgbm", settings, version, dataset_digest(transactions))
+    X_test = as_model_input(design.test.X)
     bands = settings.risk_bands.model_dump()
-    export.attach_metadata(
-        model,
-        export.serving_metadata(
-            model_name=settings.registered_model, model_version=version, model_type="lightgbm",
-            target_mode=settings.target, data_digest=dataset_digest(transactions), threshold=settings.threshold,
-            risk_bands=bands, metrics={}, scores=pipeline.predict_proba(X_test)[:, 1],
-            X_reference=np.vstack([X_train, X_test]),
-        ),
-    )  # fmt: skip
 
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.onnx"):  # the folder must hold exactly one model
