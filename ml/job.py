@@ -34,10 +34,12 @@ from ml.settings import TrainSettings
 from ml.synthetic import SyntheticSpec, generate_transactions
 from ml.target import DEFAULT_K
 from ml.train import (
+    MODEL_SPECS,
     SEARCH_KINDS,
     Candidate,
     as_model_input,
     cv_folds,
+    fit_weighted,
     refit,
     run_search,
     select_champion,
@@ -86,8 +88,6 @@ def fit_and_export(
     """One family with its default parameters fit (customer-weighted) on a design's training split and
     exported with its serving metadata and checks — a model without the searches, for tests, benchmarks and
     the kind job."""
-    from ml.train import MODEL_SPECS, fit_weighted
-
     train, test = design.train, design.test
     X_test = as_model_input(test.X)
     pipeline = fit_weighted(

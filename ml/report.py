@@ -169,6 +169,8 @@ def _markdown(r: ReportInputs, plots: dict[str, str]) -> str:
         "",
         _table(r.evidence["calibration"].round(4).reset_index()),
         "",
+        _calibration_summary(r.evidence["calibration"], test),
+        "",
         f"![Calibration]({plots['calibration']})",
         "",
         f"![Score distribution]({plots['scores']})",
@@ -243,7 +245,8 @@ def _markdown(r: ReportInputs, plots: dict[str, str]) -> str:
         "",
         "## Candidates and selection",
         "",
-        f"Five families, each with a grid and a random search ({s.random_search_iter} candidates) over "
+        f"{len(s.models)} famil{'y' if len(s.models) == 1 else 'ies'} ({', '.join(s.models)}), each with a grid "
+        f"and a random search ({s.random_search_iter} candidates) over "
         f"{s.cv_folds}-fold StratifiedGroupKFold (no customer in two folds), fitted and scored with customer "
         "weights. Selection by the one-standard-error rule: "
         + r.selection
@@ -288,6 +291,18 @@ def _markdown(r: ReportInputs, plots: dict[str, str]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _calibration_summary(table: pd.DataFrame, test: str) -> str:
+    predicted = float((table["share"] * table["mean_predicted"]).sum())
+    observed = float((table["share"] * table["observed_rate"]).sum())
+    worst = table.loc[table["gap"].abs().idxmax()]
+    return (
+        f"On the {test} split the mean predicted probability is {predicted:.3f} against an observed high-risk "
+        f"rate of {observed:.3f} (per customer); the largest decile gap is {worst['gap']:+.3f} (decile "
+        f"{int(worst.name)}). Ranking and level are separate questions: bands rest on the level, so a gap here "
+        "calls for recalibration on the latest complete window before the bands are relied on."
+    )
 
 
 def _design_section(r: ReportInputs) -> list[str]:
