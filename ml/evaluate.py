@@ -203,6 +203,23 @@ class CustomerBootstrap:
         )
         return self._interval(estimate, self.aucs(score) - self.aucs(other))
 
+    def statistic(self, metric, score: np.ndarray) -> Interval:
+        """Any ``metric(y, score, weights)`` with its interval over the same resamples (slower than
+        :meth:`auc`: one call per resample)."""
+        score = np.asarray(score, dtype=np.float64)
+        samples = [metric(self.y, score, w) for W in self._resampled_weights() for w in W]
+        return self._interval(metric(self.y, score, self.weights), np.asarray(samples, dtype=np.float64))
+
+    def metrics(self, score: np.ndarray) -> dict[str, Interval]:
+        """ROC-AUC, Gini, KS and Brier per customer, each with its interval."""
+        auc = self.auc(score)
+        return {
+            "roc_auc": auc,
+            "gini": Interval(2 * auc.estimate - 1, 2 * auc.low - 1, 2 * auc.high - 1, auc.level),
+            "ks": self.statistic(ks_statistic, score),
+            "brier": self.statistic(lambda y, s, w: brier_score_loss(y, s, sample_weight=w), score),
+        }
+
 
 # ---------------------------------------------------------------------------------------------- stability
 

@@ -128,6 +128,7 @@ class ModeResult:
     per_customer: dict[str, float]
     customer_auc: Interval
     audit: list[AuditRoute]
+    intervals: dict[str, Interval] = field(default_factory=dict)  # per customer: AUC, Gini, KS, Brier
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -194,6 +195,7 @@ def run(settings: TrainSettings) -> dict[str, object]:
             bootstrap = _bootstrap(design, settings)
             primary = _score_mode(design, champion.pipeline, folds, settings, bootstrap)
             scores = primary.test_scores
+            primary.intervals = bootstrap.metrics(scores)
             comparators = baselines(design, bootstrap, folds, settings.seed)
             rule = best_rule(comparators)
             bands = settings.risk_bands

@@ -159,6 +159,10 @@ def _markdown(r: ReportInputs, plots: dict[str, str]) -> str:
                     "metric": list(METRIC_ORDER),
                     "per transaction": [_fmt(p.per_transaction[k]) for k in METRIC_ORDER],
                     "per customer": [_fmt(p.per_customer[k]) for k in METRIC_ORDER],
+                    f"per customer, {level} interval": [
+                        f"[{p.intervals[k].low:.4f}, {p.intervals[k].high:.4f}]" if k in p.intervals else ""
+                        for k in METRIC_ORDER
+                    ],
                 }
             )
         ),

@@ -125,3 +125,18 @@ def test_psi_is_zero_for_the_same_distribution_and_grows_with_a_shift() -> None:
     assert len(edges) == 9 and bin_shares(reference, edges).sum() == pytest.approx(1.0)
     # Floored shares keep an empty bin finite.
     assert np.isfinite(psi([0.5, 0.5, 0.0], [0.0, 0.5, 0.5]))
+
+
+def test_bootstrap_gives_intervals_for_ks_and_brier_on_the_same_resamples() -> None:
+    rng = np.random.default_rng(4)
+    customers = np.arange(300)
+    y = (rng.random(300) < 0.3).astype(int)
+    score = np.clip(0.3 * y + 0.7 * rng.random(300), 0, 1)
+    boot = CustomerBootstrap(y, customers, np.ones(300), n_samples=100, seed=1)
+    metrics = boot.metrics(score)
+    assert set(metrics) == {"roc_auc", "gini", "ks", "brier"}
+    for interval in metrics.values():
+        assert interval.low <= interval.estimate <= interval.high
+    assert metrics["ks"].estimate == pytest.approx(ks_statistic(y, score))
+    assert metrics["brier"].estimate == pytest.approx(np.mean((score - y) ** 2))
+    assert metrics["gini"].low == pytest.approx(2 * metrics["roc_auc"].low - 1)
