@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -43,6 +43,7 @@ from ml.train import (
     refit,
     run_search,
     select_champion,
+    weighted_auc,
 )
 from ml.validation import (
     AuditRoute,
@@ -103,7 +104,7 @@ def fit_and_export(
             model_name=settings.registered_model, model_version=version, model_type=model_type,
             target_mode=design.mode, data_digest=data_digest, threshold=settings.threshold,
             risk_bands=settings.risk_bands.model_dump(),
-            metrics={"test_customer_roc_auc": classification_metrics(test.y, scores, weights=test.weights)["roc_auc"]},
+            metrics={"test_customer_roc_auc": weighted_auc(test.y, scores, test.weights)},
             scores=scores, X_reference=X_test, score_bins=settings.score_bins, feature_bins=settings.feature_bins,
             observation_design=design.name,
         ),
@@ -126,10 +127,12 @@ class ModeResult:
     test_scores: np.ndarray
     per_transaction: dict[str, float]
     per_customer: dict[str, float]
-    customer_auc: Interval
+    intervals: dict[str, Interval]  # per customer: the AUC always; Gini, KS and Brier for the trained mode
     audit: list[AuditRoute]
-    intervals: dict[str, Interval] = field(default_factory=dict)  # per customer: AUC, Gini, KS, Brier
-    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def customer_auc(self) -> Interval:
+        return self.intervals["roc_auc"]
 
 
 def _bootstrap(design: Design, settings: TrainSettings) -> CustomerBootstrap:
@@ -140,7 +143,12 @@ def _bootstrap(design: Design, settings: TrainSettings) -> CustomerBootstrap:
 
 
 def _score_mode(
-    design: Design, pipeline, folds: list, settings: TrainSettings, bootstrap: CustomerBootstrap
+    design: Design,
+    pipeline,
+    folds: list,
+    settings: TrainSettings,
+    bootstrap: CustomerBootstrap,
+    all_intervals: bool = False,
 ) -> ModeResult:
     test = design.test
     scores = pipeline.predict_proba(as_model_input(test.X))[:, 1]
@@ -150,7 +158,7 @@ def _score_mode(
         test_scores=scores,
         per_transaction=classification_metrics(test.y, scores, settings.threshold),
         per_customer=per_customer,
-        customer_auc=bootstrap.auc(scores),
+        intervals=bootstrap.metrics(scores) if all_intervals else {"roc_auc": bootstrap.auc(scores)},
         audit=leakage_audit(
             design, per_customer["roc_auc"], bootstrap, folds, settings.seed, settings.audit_flag_ratio
         ),
@@ -187,15 +195,14 @@ def run(settings: TrainSettings) -> dict[str, object]:
             {"target_mode": settings.target, "data_digest": digest, "observation_design": design.name}
         )
 
-        candidates, candidate_scores = _search_all(settings, design, folds, dataset)
+        candidates, candidate_scores, candidate_aucs = _search_all(settings, design, folds, dataset)
         champion, selection = select_champion(candidates)
         log.info("champion: %s — %s", champion.key, selection)
 
         with step(f"validating the champion on the {design.test_kind} split"):
             bootstrap = _bootstrap(design, settings)
-            primary = _score_mode(design, champion.pipeline, folds, settings, bootstrap)
+            primary = _score_mode(design, champion.pipeline, folds, settings, bootstrap, all_intervals=True)
             scores = primary.test_scores
-            primary.intervals = bootstrap.metrics(scores)
             comparators = baselines(design, bootstrap, folds, settings.seed)
             rule = best_rule(comparators)
             bands = settings.risk_bands
@@ -297,7 +304,7 @@ def run(settings: TrainSettings) -> dict[str, object]:
                     version=version,
                     champion=champion,
                     selection=selection,
-                    candidates=_candidate_table(candidates, candidate_scores, test),
+                    candidates=_candidate_table(candidates, candidate_aucs),
                     data_source=source,
                     data_digest=digest,
                     n_transactions=len(transactions),
@@ -391,15 +398,17 @@ def _headline(champion: Candidate, primary: ModeResult, rule: Comparator) -> dic
 
 def _search_all(
     settings: TrainSettings, design: Design, folds: list, dataset: object
-) -> tuple[list[Candidate], dict[str, np.ndarray]]:
+) -> tuple[list[Candidate], dict[str, np.ndarray], dict[str, float]]:
     """Grid and random search of every model family, each in its own nested MLflow run.
 
-    Returns the candidates with their test-split scores (reported, never used to choose).
+    Returns the candidates with their test-split scores and per-customer test AUCs (reported, never used to
+    choose).
     """
     train, test = design.train, design.test
     X_train, X_test = as_model_input(train.X), as_model_input(test.X)
     candidates: list[Candidate] = []
     scores: dict[str, np.ndarray] = {}
+    aucs: dict[str, float] = {}
     total = len(settings.models) * len(SEARCH_KINDS)
     for i, (model_type, kind) in enumerate(((m, k) for m in settings.models for k in SEARCH_KINDS), start=1):
         with (
@@ -420,6 +429,7 @@ def _search_all(
             held = candidate.pipeline.predict_proba(X_test)[:, 1]
             scores[candidate.key] = held
             per_customer = classification_metrics(test.y, held, settings.threshold, test.weights)
+            aucs[candidate.key] = per_customer["roc_auc"]
             mlflow.log_input(dataset, context="training")
             mlflow.set_tags({"model_type": model_type, "search": kind})
             mlflow.log_params(
@@ -453,7 +463,7 @@ def _search_all(
                 "" if candidate.directions_ok else " — breaks a monotone direction",
             )
             candidates.append(candidate)
-    return candidates, scores
+    return candidates, scores, aucs
 
 
 def _other_mode(
@@ -479,7 +489,7 @@ def _other_mode(
     return result
 
 
-def _candidate_table(candidates: list[Candidate], scores: dict[str, np.ndarray], test) -> pd.DataFrame:
+def _candidate_table(candidates: list[Candidate], test_aucs: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -490,9 +500,7 @@ def _candidate_table(candidates: list[Candidate], scores: dict[str, np.ndarray],
                 "cv_roc_auc_se": c.cv_auc_se,
                 "complexity": c.complexity,
                 "directions_ok": c.directions_ok,
-                "test_customer_roc_auc": classification_metrics(test.y, scores[c.key], 0.5, test.weights)[
-                    "roc_auc"
-                ],
+                "test_customer_roc_auc": test_aucs[c.key],
                 "fit_seconds": round(c.fit_seconds, 1),
             }
             for c in candidates
