@@ -7,6 +7,8 @@ they are the numbers a live system can know when the transaction arrives.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -31,7 +33,7 @@ def build_features(transactions: pd.DataFrame) -> pd.DataFrame:
     out["transaction_dayofweek"] = ts.dt.dayofweek
     out["transaction_week"] = ts.dt.isocalendar().week.astype("int64")
 
-    aggregates = _point_in_time_aggregates(tx["CustomerId"], ts, tx["Amount"])
+    aggregates = _point_in_time_aggregates(tx)
     out = out.join(aggregates)
 
     category = pd.Categorical(tx["ProductCategory"], categories=PRODUCT_CATEGORIES)
@@ -40,22 +42,35 @@ def build_features(transactions: pd.DataFrame) -> pd.DataFrame:
     return out.loc[:, list(FEATURE_NAMES)].astype("float64")
 
 
-def customer_time_order(customer: pd.Series, ts: pd.Series) -> np.ndarray:
-    """Row positions sorted by customer, then time, simultaneous rows in file order.
+@dataclass(frozen=True)
+class Timeline:
+    """Transactions sorted by customer, then time, simultaneous rows in file order — the order "up to and
+    including" is defined on, for the features and for the label's horizon. ``order`` holds the input row
+    positions in that order; ``codes`` (integer customer codes) and ``seconds`` are already sorted by it."""
 
-    This is the order "up to and including" is defined on, for the features and for the label's horizon.
-    """
-    codes, _ = pd.factorize(customer)
-    return np.lexsort((np.arange(len(codes)), ts.to_numpy(), codes))
+    order: np.ndarray
+    codes: np.ndarray
+    seconds: np.ndarray
+
+    @classmethod
+    def of(cls, transactions: pd.DataFrame) -> Timeline:
+        # Integer customer codes: sorting and grouping on them is far cheaper than on the ID strings.
+        codes = pd.factorize(transactions["CustomerId"])[0].astype(np.int64)
+        nanoseconds = transactions[TIME_COLUMN].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        order = np.lexsort((np.arange(len(codes)), nanoseconds, codes))
+        return cls(order, codes[order], nanoseconds[order] // 10**9)
+
+    def sorted(self, column: pd.Series) -> np.ndarray:
+        """``column``'s values in timeline order."""
+        return column.to_numpy()[self.order]
 
 
-def _point_in_time_aggregates(customer: pd.Series, ts: pd.Series, amount: pd.Series) -> pd.DataFrame:
+def _point_in_time_aggregates(transactions: pd.DataFrame) -> pd.DataFrame:
     """Expanding per-customer statistics of Amount, in time order, aligned back to the input index."""
-    # Integer customer codes: sorting and grouping on them is far cheaper than on the ID strings.
-    codes, _ = pd.factorize(customer)
-    order = customer_time_order(customer, ts)
+    timeline = Timeline.of(transactions)
     frame = pd.DataFrame(
-        {"customer": codes[order], "amount": amount.to_numpy()[order]}, index=pd.Index(order)
+        {"customer": timeline.codes, "amount": timeline.sorted(transactions["Amount"])},
+        index=pd.Index(timeline.order),
     )
     grouped = frame.groupby("customer", sort=False)["amount"]
     expanding = grouped.expanding()
@@ -74,7 +89,7 @@ def _point_in_time_aggregates(customer: pd.Series, ts: pd.Series, amount: pd.Ser
             "median_transaction_amount": expanding.median().droplevel(0),
         }
     ).sort_index()
-    aggregates.index = customer.index
+    aggregates.index = transactions.index
     return aggregates
 
 
@@ -89,17 +104,15 @@ def engagement_history(transactions: pd.DataFrame) -> pd.DataFrame:
     ``Value``): the recency, frequency and Value-based monetary a rule or an audit can read at the moment a
     transaction arrives. The no-model baselines and the leakage audit use them; the model does not.
     """
-    customer, ts = transactions["CustomerId"], transactions[TIME_COLUMN]
-    order = customer_time_order(customer, ts)
-    codes = pd.factorize(customer)[0][order]
-    seconds = ts.to_numpy(dtype="datetime64[s]").astype(np.int64)[order]
+    timeline = Timeline.of(transactions)
+    order, codes, seconds = timeline.order, timeline.codes, timeline.seconds
     first = np.ones(len(order), dtype=bool)
     first[1:] = codes[1:] != codes[:-1]
     gap = np.empty(len(order))
     gap[0] = np.nan
     gap[1:] = (seconds[1:] - seconds[:-1]) / 86_400
     gap[first] = np.nan
-    sorted_frame = pd.DataFrame({"customer": codes, "value": transactions["Value"].to_numpy()[order]})
+    sorted_frame = pd.DataFrame({"customer": codes, "value": timeline.sorted(transactions["Value"])})
     grouped = sorted_frame.groupby("customer", sort=False)["value"]
     out = np.empty((len(order), 3))
     out[order, 0] = gap

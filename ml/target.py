@@ -30,7 +30,7 @@ from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 
 from ml.errors import TargetError
-from ml.features import customer_time_order
+from ml.features import Timeline
 from ml.schema import TIME_COLUMN
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,9 @@ def outcome_rfm(transactions: pd.DataFrame, horizon_days: float) -> pd.DataFrame
     (the horizon ends on or before the last timestamp of the data, so the outcome is fully observed), aligned
     with the input index.
     """
-    customer, ts = transactions["CustomerId"], transactions[TIME_COLUMN]
-    order = customer_time_order(customer, ts)
-    codes = pd.factorize(customer)[0][order].astype(np.int64)
-    seconds = ts.to_numpy(dtype="datetime64[s]").astype(np.int64)[order]
-    value = transactions["Value"].to_numpy(dtype=np.float64)[order]
+    timeline = Timeline.of(transactions)
+    order, codes, seconds = timeline.order, timeline.codes, timeline.seconds
+    value = timeline.sorted(transactions["Value"]).astype(np.float64)
     horizon = int(round(horizon_days * SECONDS_PER_DAY))
 
     # One sorted key per row (customer first, then time) makes every horizon end a single searchsorted.
