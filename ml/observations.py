@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
 from ml.errors import TargetError
 from ml.features import build_features, engagement_history
 from ml.schema import TIME_COLUMN
 from ml.target import ProxyLabel, compute_rfm, fit_proxy_label, outcome_rfm
+from ml.train import grouped_folds
 
 log = logging.getLogger(__name__)
 
@@ -273,14 +273,7 @@ def build_design(
 def _held_out_customers(y: np.ndarray, customers: np.ndarray, test_size: float, seed: int) -> np.ndarray:
     """Rows of a stratified ``test_size`` share of customers (the first fold of a grouped, stratified split)."""
     n_splits = max(2, round(1 / test_size))
-    per_class = pd.Series(customers).groupby(y).nunique()
-    if len(per_class) < 2 or per_class.min() < n_splits:
-        counts = ", ".join(f"class {k}: {v} customers" for k, v in per_class.items())
-        raise TargetError(
-            f"the held-out split needs at least {n_splits} customers of each class, got {counts}. Use more data."
-        )
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    _, test = next(folds.split(np.zeros(len(y)), y, customers))
+    _, test = next(grouped_folds(y, customers, n_splits, seed, "the held-out split", "Use more data."))
     mask = np.zeros(len(y), dtype=bool)
     mask[test] = True
     return mask

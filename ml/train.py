@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -222,15 +222,31 @@ def cv_folds(
     y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Grouped, stratified cross-validation folds (materialised so every search sees the same ones)."""
+    return list(
+        grouped_folds(
+            y,
+            groups,
+            n_splits,
+            seed,
+            f"{n_splits}-fold cross-validation",
+            "Use more data or fewer --cv-folds.",
+        )
+    )
+
+
+def grouped_folds(
+    y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int, what: str, fix: str
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``StratifiedGroupKFold`` splits (no customer on both sides), after checking every class has at least
+    ``n_splits`` customers; otherwise :class:`TargetError` saying ``what`` needs them and how to ``fix`` it."""
     per_class = pd.Series(groups).groupby(y).nunique()
     if len(per_class) < 2 or per_class.min() < n_splits:
         counts = ", ".join(f"class {k}: {v} customers" for k, v in per_class.items())
         raise TargetError(
-            f"{n_splits}-fold cross-validation needs at least {n_splits} customers of each class, got "
-            f"{counts or 'no rows'}. Use more data or fewer --cv-folds."
+            f"{what} needs at least {n_splits} customers of each class, got {counts or 'no rows'}. {fix}"
         )
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return list(folds.split(np.zeros(len(y)), y, groups))
+    return folds.split(np.zeros(len(y)), y, groups)
 
 
 # ---------------------------------------------------------------------------------------------- search
