@@ -10,14 +10,14 @@ import pytest
 from ml.synthetic import SyntheticSpec, generate_transactions
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-REAL_HEAD = SHARED / "data" / "xente_real_head.csv"
+FIXTURES = ROOT / "tests" / "fixtures"  # sources in tests/fixtures/README.md
+REAL_HEAD = FIXTURES / "xente_real_head.csv"
 
 
 @pytest.fixture(scope="session")
 def real_head_path() -> Path:
     if not REAL_HEAD.is_file():
-        pytest.fail(f"the real Xente sample is missing at {REAL_HEAD} (../shared/ beside the checkout)")
+        pytest.fail(f"the real Xente sample is missing at {REAL_HEAD} (tests/fixtures/)")
     return REAL_HEAD
 
 

@@ -23,8 +23,7 @@ from tests.support import ROOT
 
 CHART = ROOT / "helm" / "credit-risk"
 K8S = ROOT / "k8s"
-SHARED = ROOT.parent / "shared"
-KSERVE_CRD = SHARED / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+KSERVE_CRD = ROOT / "tests" / "fixtures" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
 RELEASE = "credit-risk"
 NAMESPACE = "scoring"
 KUBERNETES_VERSION = "1.30.0"

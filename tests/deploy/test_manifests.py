@@ -1,7 +1,7 @@
 """Every rendered object validated against its schema, and the pod security rules of the chart.
 
 * Core kinds: ``kubernetes-validate`` (strict: unknown fields fail) against Kubernetes 1.30.0.
-* InferenceService: the KServe CRD's v1beta1 ``openAPIV3Schema`` (../shared/kserve/) with ``jsonschema``,
+* InferenceService: the KServe CRD's v1beta1 ``openAPIV3Schema`` (tests/fixtures/kserve/, KServe v0.20) with ``jsonschema``,
   made strict: a CRD schema leaves objects open unless they say otherwise, the API server prunes unknown
   fields silently, so every object with ``properties`` (and without ``x-kubernetes-preserve-unknown-fields``
   or its own ``additionalProperties``) gets ``additionalProperties: false`` — a misspelled field fails.
@@ -77,7 +77,7 @@ def isvc_validator() -> Any:
     jsonschema = require_module("jsonschema")
     yaml = yaml_module()
     if not KSERVE_CRD.is_file():
-        pytest.fail(f"the KServe CRD is missing at {KSERVE_CRD} (../shared/ beside the checkout)")
+        pytest.fail(f"the KServe CRD is missing at {KSERVE_CRD} (tests/fixtures/kserve/)")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     crd = yaml.load(KSERVE_CRD.read_text(), Loader=loader)
     assert crd["spec"]["names"]["kind"] == "InferenceService"
