@@ -101,6 +101,8 @@ class ModelMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         name = card.name
         r = self.registry
+        # Everything that describes what the model saw carries model_version: during a rollout two versions
+        # serve at once, and a drift sum over both would compare one version's traffic with another's reference.
 
         self.requests = Counter(
             "credit_risk_requests", "HTTP requests by route, model and status code.",
@@ -118,46 +120,48 @@ class ModelMetrics:
             registry=r,
         ).labels(name)
         score = Histogram(
-            "credit_risk_score", "P(high risk) of scored rows, on the training reference's bins.", ["model_name"],
-            buckets=(*card.score.edges.tolist(), math.inf), registry=r,
+            "credit_risk_score", "P(high risk) of scored rows, on the training reference's bins.",
+            ["model_name", "model_version"], buckets=(*card.score.edges.tolist(), math.inf), registry=r,
         )  # fmt: skip
-        self.score = score.labels(name)
+        self.score = score.labels(name, version)
         predictions = Counter(
             "credit_risk_predictions", "Scored rows by risk level and decision.",
-            ["model_name", "risk_level", "decision"], registry=r,
+            ["model_name", "model_version", "risk_level", "decision"], registry=r,
         )  # fmt: skip
         self.predictions = [
-            predictions.labels(name, level, d) for level, d in zip(RISK_LEVELS, DECISIONS, strict=True)
+            predictions.labels(name, version, level, d)
+            for level, d in zip(RISK_LEVELS, DECISIONS, strict=True)
         ]
 
         score_bins = Counter(
             "credit_risk_score_bin", "Scored rows per score bin (non-cumulative; bin = upper edge).",
-            ["model_name", "bin"], registry=r,
+            ["model_name", "model_version", "bin"], registry=r,
         )  # fmt: skip
-        self.score_bins = [score_bins.labels(name, b) for b in card.score.labels]
+        self.score_bins = [score_bins.labels(name, version, b) for b in card.score.labels]
         feature_bins = Counter(
             "credit_risk_feature_bin", "Scored rows per feature bin (non-cumulative; bin = upper edge).",
-            ["model_name", "feature", "bin"], registry=r,
+            ["model_name", "model_version", "feature", "bin"], registry=r,
         )  # fmt: skip
         self.feature_bins = [
-            [feature_bins.labels(name, f, b) for b in card.features[f].labels] for f in card.feature_names
+            [feature_bins.labels(name, version, f, b) for b in card.features[f].labels]
+            for f in card.feature_names
         ]
 
         constant = {"registry": r, "multiprocess_mode": "max"}
         reference = Gauge(
             "credit_risk_score_reference_ratio", "Training reference share of each score bin.",
-            ["model_name", "bin"], **constant,
+            ["model_name", "model_version", "bin"], **constant,
         )  # fmt: skip
         for label, share in zip(card.score.labels, card.score.proportions, strict=True):
-            reference.labels(name, label).set(share)
+            reference.labels(name, version, label).set(share)
         feature_reference = Gauge(
             "credit_risk_feature_reference_ratio", "Training reference share of each feature bin.",
-            ["model_name", "feature", "bin"], **constant,
+            ["model_name", "model_version", "feature", "bin"], **constant,
         )  # fmt: skip
         for feature in card.feature_names:
             ref = card.features[feature]
             for label, share in zip(ref.labels, ref.proportions, strict=True):
-                feature_reference.labels(name, feature, label).set(share)
+                feature_reference.labels(name, version, feature, label).set(share)
         Gauge(
             "credit_risk_model_info", "The model being served (value 1).",
             ["model_name", "model_version", "model_type", "target_mode", "data_digest"], **constant,
@@ -170,9 +174,9 @@ class ModelMetrics:
             **constant,
         ).labels(name).set(time.time())  # fmt: skip
         Gauge(
-            "credit_risk_drift_reference_rows", "Held-out rows behind the training score reference.", ["model_name"],
-            **constant,
-        ).labels(name).set(card.score.count)  # fmt: skip
+            "credit_risk_drift_reference_rows", "Held-out rows behind the training score reference.",
+            ["model_name", "model_version"], **constant,
+        ).labels(name, version).set(card.score.count)  # fmt: skip
         self._start_pending(flush_seconds)
 
     # ------------------------------------------------------------------------------------------ hot path
@@ -271,6 +275,7 @@ class ModelMetrics:
 
     def _drift_families(self, families: list[Metric], folder: Path | None) -> Iterable[Metric]:
         card, name = self.card, self.card.name
+        ours = {"model_name": name, "model_version": self.version}
         score_now = np.zeros(len(card.score.labels))
         feature_now = {f: np.zeros(len(card.features[f].labels)) for f in card.feature_names}
         score_index = {label: i for i, label in enumerate(card.score.labels)}
@@ -280,12 +285,12 @@ class ModelMetrics:
         for family in families:
             if family.name == "credit_risk_score_bin":
                 for sample in family.samples:
-                    if sample.name.endswith("_total") and sample.labels.get("model_name") == name:
+                    if sample.name.endswith("_total") and _matches(sample.labels, ours):
                         score_now[score_index[sample.labels["bin"]]] += sample.value
             elif family.name == "credit_risk_feature_bin":
                 for sample in family.samples:
                     labels = sample.labels
-                    if sample.name.endswith("_total") and labels.get("model_name") == name:
+                    if sample.name.endswith("_total") and _matches(labels, ours):
                         feature_now[labels["feature"]][feature_index[labels["feature"]][labels["bin"]]] += (
                             sample.value
                         )
@@ -315,15 +320,19 @@ class ModelMetrics:
         rows = GaugeMetricFamily(
             "credit_risk_drift_window_rows",
             "Rows scored in the sliding drift window.",
-            labels=["model_name", "window"],
+            labels=["model_name", "model_version", "window"],
         )
-        rows.add_metric([name, window], float(score_delta.sum()))
+        rows.add_metric([name, self.version, window], float(score_delta.sum()))
         seconds = GaugeMetricFamily(
             "credit_risk_drift_window_seconds", "Time the sliding drift window actually spans.",
-            labels=["model_name", "window"],
+            labels=["model_name", "model_version", "window"],
         )  # fmt: skip
-        seconds.add_metric([name, window], span)
+        seconds.add_metric([name, self.version, window], span)
         return [score_psi, feature_psi, rows, seconds]
+
+
+def _matches(labels: dict[str, str], wanted: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in wanted.items())
 
 
 def _window_baseline(

@@ -80,27 +80,29 @@ def test_observe_counts_every_row_in_its_bins(card: ModelCard, trained: TrainedM
     metrics.observe(X[:1], probability[:1], level[:1])
     samples = _samples(metrics.render(None)[0])
     name = ("model_name", "credit-risk")
+    v1 = ("model_version", "1")
     expected = card.score.counts(np.concatenate([probability, probability[:1]]))
     for label, count in zip(card.score.labels, expected, strict=True):
-        assert samples[("credit_risk_score_bin_total", (("bin", label), name))] == count
-    assert samples[("credit_risk_score_count", (name,))] == 201
+        assert samples[("credit_risk_score_bin_total", (("bin", label), name, v1))] == count
+    assert samples[("credit_risk_score_count", (name, v1))] == 201
     assert samples[("credit_risk_request_rows_count", (name,))] == 2
     amount = card.features["Amount"].counts(np.concatenate([X[:, 1], X[:1, 1]]))
     for label, count in zip(card.features["Amount"].labels, amount, strict=True):
         assert (
-            samples[("credit_risk_feature_bin_total", (("bin", label), ("feature", "Amount"), name))] == count
+            samples[("credit_risk_feature_bin_total", (("bin", label), ("feature", "Amount"), name, v1))]
+            == count
         )
     levels = np.bincount(np.concatenate([level, level[:1]]), minlength=3)
     assert (
-        samples[("credit_risk_predictions_total", (("decision", "reject"), name, ("risk_level", "high")))]
+        samples[("credit_risk_predictions_total", (("decision", "reject"), name, v1, ("risk_level", "high")))]
         == levels[2]
     )
-    reference = samples[("credit_risk_score_reference_ratio", (("bin", "0.1"), name))]
+    reference = samples[("credit_risk_score_reference_ratio", (("bin", "0.1"), name, v1))]
     assert reference == pytest.approx(card.score.proportions[0])
     assert samples[("credit_risk_model_info", (("data_digest", "test"), name, ("model_type", "lightgbm"),
                                                 ("model_version", "1"), ("target_mode", "forward")))] == 1  # fmt: skip
     # The window holds every row so far, and its PSI is the PSI of those rows.
-    window = (("model_name", "credit-risk"), ("window", "60s"))
+    window = (("model_name", "credit-risk"), ("model_version", "1"), ("window", "60s"))
     assert samples[("credit_risk_drift_window_rows", window)] == 201
     assert samples[
         ("credit_risk_score_psi", (("model_name", "credit-risk"), ("model_version", "1"), ("window", "60s")))
@@ -119,7 +121,12 @@ def test_the_window_slides_with_scrapes(
 
     def window_rows() -> float:
         samples = _samples(metrics.render(None)[0])
-        return samples[("credit_risk_drift_window_rows", (("model_name", "credit-risk"), ("window", "60s")))]
+        return samples[
+            (
+                "credit_risk_drift_window_rows",
+                (("model_name", "credit-risk"), ("model_version", "1"), ("window", "60s")),
+            )
+        ]
 
     metrics.observe(X[:100], p[:100], level[:100])
     assert window_rows() == 100  # no snapshot a window old yet: everything since start
@@ -148,3 +155,30 @@ def test_workers_share_the_snapshots(
     # Counters that went backwards (a stale file from an earlier run) restart the history.
     baseline, _ = _window_baseline(tmp_path, a, np.array([1.0, 0.0]))
     assert baseline.tolist() == [0.0, 0.0]
+
+
+def test_two_versions_never_mix(card: ModelCard, trained: TrainedModel) -> None:
+    """Every bin counter and reference gauge carries model_version, and a version's drift window counts its
+    own rows only, even when another version's samples are collected with it (one metrics folder, or one
+    Prometheus sum during a rollout)."""
+    X = trained.X_test[:50]
+    p = trained.pipeline.predict_proba(X)[:, 1].astype(np.float32)
+    level = np.zeros(len(p), dtype=np.intp)
+    old = ModelMetrics(card, "1", 0.0, drift_window_seconds=60)
+    new = ModelMetrics(card, "2", 0.0, drift_window_seconds=60)
+    old.observe(X[:30], p[:30], level[:30])
+    new.observe(X[30:], p[30:], level[30:])
+    old.flush()
+    new.flush()
+    both = [*old.registry.collect(), *new.registry.collect()]
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in both for s in f.samples}
+    for version, rows in (("1", 30), ("2", 20)):
+        bins = [v for (metric, labels), v in samples.items()
+                if metric == "credit_risk_score_bin_total" and ("model_version", version) in labels]  # fmt: skip
+        assert len(bins) == len(card.score.labels) and sum(bins) == rows
+        refs = [v for (metric, labels), v in samples.items()
+                if metric == "credit_risk_score_reference_ratio" and ("model_version", version) in labels]  # fmt: skip
+        assert sum(refs) == pytest.approx(1.0)
+    drift = {f.name: f for f in new._drift_families(both, None)}
+    assert [s.value for s in drift["credit_risk_drift_window_rows"].samples] == [20]
+    assert drift["credit_risk_score_psi"].samples[0].labels["model_version"] == "2"
