@@ -58,7 +58,16 @@ def main(argv: list[str] | None = None) -> int:
             where = ".".join(str(p) for p in error["loc"]).replace("_", "-")
             print(f"error: --{where}: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return 2
-    metrics_dir = prepare_metrics_dir(settings)
+    try:
+        metrics_dir = prepare_metrics_dir(settings)
+    except OSError as exc:  # a read-only root filesystem without a writable /tmp, most often
+        print(
+            f"error: cannot prepare the metrics folder ({exc.strerror}: {exc.filename or tempfile.gettempdir()}): "
+            "the predictor needs one writable folder: mount an emptyDir at /tmp (the chart does), "
+            "or pass --metrics-dir / set PROMETHEUS_MULTIPROC_DIR to a writable path",
+            file=sys.stderr,
+        )
+        return 2
 
     from serving.errors import ModelLoadError
     from serving.model import CreditRiskModel

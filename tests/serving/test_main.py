@@ -35,6 +35,15 @@ def test_a_missing_model_exits_1_with_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_no_writable_metrics_folder_exits_2_with_one_line(model_path: Path) -> None:
+    """A read-only root filesystem without the /tmp emptyDir: one line saying what to mount, no traceback."""
+    result = _run("--model-uri", str(model_path), "--metrics-dir", "/proc/1/credit-risk-metrics")
+    assert result.returncode == 2, result.stderr
+    assert "error: cannot prepare the metrics folder" in result.stderr
+    assert "mount an emptyDir at /tmp" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     result = _run("--http-port", "8080")
     assert result.returncode == 2 and "--model-uri" in result.stderr
