@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train serve test lint format bench-train bench-serve monitoring-snapshot monitoring-generate reliability clean
+.PHONY: help install lock train serve test lint format bench-train bench-serve monitoring-snapshot monitoring-generate reliability clean
 
 help:
 	@echo "make train        train on the built-in synthetic data, export ONNX, register in MLflow"
@@ -20,6 +20,7 @@ help:
 	@echo "make monitoring-snapshot  draw the Grafana dashboard from a real run (docs/images/dashboard-snapshot.png)"
 	@echo "make monitoring-generate  regenerate the dashboard JSON and the promtool unit tests"
 	@echo "make reliability  fuzz (10,000 hostile requests), 60 s load on 2 workers, SIGTERM under load (docs/reliability.md)"
+	@echo "make lock         re-pin the image's hashed requirement set (requirements/serve.lock) from pyproject.toml"
 	@echo "make clean        remove local MLflow runs, exported models and reports"
 
 $(STAMP): pyproject.toml
@@ -29,6 +30,13 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: $(STAMP)
+
+# The predictor image installs exactly this set (--require-hashes --no-deps); every platform's wheels are
+# hashed, so amd64 and arm64 builds both verify. tests/deploy/test_lock.py fails when it falls behind.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra serve --universal --python-version 3.11 \
+		--generate-hashes --override requirements/serve-overrides.txt --no-header --quiet \
+		--output-file requirements/serve.lock
 
 train: $(STAMP)
 	$(PY) -m ml train $(ARGS)

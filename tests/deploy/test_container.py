@@ -241,17 +241,36 @@ def test_image_runs_as_the_chart_runs_it(
 
 
 def test_image_holds_the_predictor_only(image: str) -> None:
-    """No training libraries, no MLflow server, no compilers, no pickle loaders for models; non-root."""
+    """No training libraries, no MLflow server, no compilers, no pickle loaders for models, no pip or
+    setuptools (nothing can install code at run time); non-root."""
     probe = (
         "import importlib.util as u, shutil, os;"
         "mods = ['sklearn', 'xgboost', 'lightgbm', 'skl2onnx', 'onnxmltools', 'ml', 'flask', 'gunicorn', 'sqlalchemy',"
-        " 'matplotlib', 'joblib'];"
+        " 'matplotlib', 'joblib', 'pip', 'setuptools', 'pkg_resources', 'wheel', 'grpc_tools', 'azure',"
+        " 'huggingface_hub'];"
         "print(sorted(m for m in mods if u.find_spec(m)));"
         "print(sorted(c for c in ('gcc', 'cc', 'g++', 'make', 'ld') if shutil.which(c)));"
         "print(os.getuid())"
     )
     result = docker("run", "--rm", "--entrypoint", "python", image, "-c", probe)
     present, compilers, uid = result.stdout.strip().splitlines()
-    assert present == "[]", f"training or server libraries in the image: {present}"
+    assert present == "[]", f"training, server or installer libraries in the image: {present}"
     assert compilers == "[]", f"build tools in the image: {compilers}"
     assert uid != "0"
+
+
+def test_image_carries_oci_labels(image: str) -> None:
+    labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", image).stdout)
+    for key in ("title", "description", "version", "revision", "created", "source", "licenses"):
+        assert labels.get(f"org.opencontainers.image.{key}"), f"label org.opencontainers.image.{key} missing"
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+
+
+def test_a_read_only_root_without_tmp_fails_with_one_line(image: str, model_dir: Path) -> None:
+    """--read-only and no writable /tmp (an emptyDir forgotten): one line naming the fix, exit 2."""
+    result = docker(
+        "run", "--rm", "--read-only", "--volume", f"{model_dir}:/models:ro", image, "--model-uri", "/models",
+        check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "mount an emptyDir at /tmp" in result.stderr and "Traceback" not in result.stderr
