@@ -39,7 +39,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 from monitoring import stack  # noqa: E402
 
 NAMESPACE = "credit-risk-test"
-VARIABLES = {"namespace": NAMESPACE, "model": stack.MODEL, "__rate_interval": stack.TEST_RATE_INTERVAL,
+VARIABLES = {"namespace": NAMESPACE, "model": stack.MODEL, "version": ".*", "__rate_interval": stack.TEST_RATE_INTERVAL,
              "__interval": "2s", "datasource": "prometheus"}  # fmt: skip
 BACKGROUND, PANEL, TEXT, GRID = "#111217", "#181b1f", "#ccccdc", "#2c3235"
 PALETTE = ["#73bf69", "#f2cc0c", "#8ab8ff", "#ff780a", "#f2495c", "#5794f2", "#b877d9", "#fade2a", "#37872d",

@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 RULES = HERE / "prometheus" / "credit-risk-rules.yml"
 DASHBOARDS = HERE / "grafana" / "dashboards"
 MODEL = "credit-risk"
+# The scrape job of the predictors: the job CreditRiskModelAbsent's selector names in the rule file.
+JOB = "credit-risk-predictor"
 
 # Short windows for a run of a couple of minutes, scraping and evaluating every second.
 TEST_RANGES = {"30m": "24s", "15m": "10s", "5m": "8s", "1d": "10m"}
@@ -173,7 +175,7 @@ class Prometheus:
             },
             "scrape_configs": [
                 {
-                    "job_name": "credit-risk-predictor",
+                    "job_name": JOB,
                     "static_configs": [{"targets": [t.address], "labels": t.labels} for t in self.targets],
                 }
             ],

@@ -5,12 +5,18 @@
 
 The JSON output is committed next to this file (Grafana provisioning and the Helm chart read it);
 ``tests/monitoring/test_dashboards.py`` fails when the two differ. Metric names and meaning: README
-"Metrics" and ``serving/metrics.py``; recorded series (``namespace_model:…``): the rule file
+"Metrics" and ``serving/metrics.py``; recorded series (``namespace_model…:…``): the rule file
 ``monitoring/prometheus/credit-risk-rules.yml``.
 
-Variables: ``$datasource`` (any Prometheus), ``$namespace`` and ``$model`` (``model_name``), both
-multi-valued and taken from ``credit_risk_model_info``, so request series of unknown model names (the
-predictor labels requests with the model name of the URL) never show up.
+Variables: ``$datasource`` (any Prometheus), ``$namespace``, ``$model`` (``model_name``) and ``$version``
+(``model_version``), multi-valued and taken from ``credit_risk_model_info``, so request series of unknown
+model names (the predictor labels requests with the model name of the URL) never show up.
+
+Model versions. The model's own series (score and feature bins, references, the score histogram,
+decisions, the in-process drift gauges) carry ``model_version``: their panels filter on ``$version`` and
+draw one line per version (legends ``v<version>``), so during a rollout each version's drift is read
+against its own reference. Request series have no version and ignore ``$version``. The rollout panels
+(``credit_risk_model_info``: versions serving, pods per version) always show every version.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ OUTPUT = HERE / "dashboards"
 DATASOURCE = dbm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 SCORING_ROUTES = "/predict|.*/infer"  # /predict and the V2 infer routes (versioned or not)
 MODEL = 'namespace=~"$namespace", model_name=~"$model"'
+VERSIONED = f'{MODEL}, model_version=~"$version"'  # series that carry model_version (not the request ones)
 SCORING = f'{MODEL}, route=~"{SCORING_ROUTES}"'
 PSI_MODERATE, PSI_MAJOR = 0.1, 0.25
 MIN_DRIFT_ROWS = 500  # the drift alerts' guard (monitoring/prometheus/credit-risk-rules.yml)
@@ -181,13 +188,51 @@ def overview() -> list:
     )
     psi = big_number(
         "Score PSI (30m)",
-        "Population stability of the scores over the last 30 minutes against the training reference: "
-        f"< {PSI_MODERATE} stable, {PSI_MODERATE}–{PSI_MAJOR} moderate shift, > {PSI_MAJOR} major shift.",
+        "Population stability of the scores over the last 30 minutes, each model version against its own "
+        f"training reference: < {PSI_MODERATE} stable, {PSI_MODERATE}–{PSI_MAJOR} moderate shift, > {PSI_MAJOR} "
+        "major shift.",
         "none",
-        query(f"max(namespace_model:credit_risk_score_psi:30m{{{MODEL}}})", "PSI 30m"),
+        query(
+            f"max by (model_version) (namespace_model_version:credit_risk_score_psi:30m{{{VERSIONED}}})",
+            "v{{model_version}}",
+        ),
         PSI_THRESHOLDS,
     ).decimals(3)
-    return [instances, version, requests, errors, psi]
+    pods = (
+        graph(
+            "Pods per model version",
+            "Predictor pods serving each model version (credit_risk_model_info), stacked: a rollout shows as "
+            "the new version rising while the old one falls. Two versions for 30 minutes: "
+            "CreditRiskModelVersionSkew.",
+            "short",
+            query(f"count by (model_version) (credit_risk_model_info{{{MODEL}}})", "v{{model_version}}"),
+            w=12,
+            h=6,
+        )
+        .stacking(common_builder.StackingConfig().mode(common.StackingMode.NORMAL))
+        .decimals(0)
+        .min(0)
+    )
+    share = (
+        graph(
+            "Traffic per model version",
+            "Share of the scored rows each model version scored (of the versions selected): during a rollout, "
+            "how much of the traffic the new version already takes.",
+            "percentunit",
+            query(
+                f"sum by (model_version) (rate(credit_risk_predictions_total{{{VERSIONED}}}[$__rate_interval])) "
+                "/ ignoring (model_version) group_left () "
+                f"sum(rate(credit_risk_predictions_total{{{VERSIONED}}}[$__rate_interval]))",
+                "v{{model_version}}",
+            ),
+            w=12,
+            h=6,
+        )
+        .stacking(common_builder.StackingConfig().mode(common.StackingMode.NORMAL))
+        .max(1)
+        .min(0)
+    )
+    return [instances, version, requests, errors, psi, pods, share]
 
 
 def requests_row() -> list:
@@ -258,11 +303,12 @@ def requests_row() -> list:
     )
     scored = graph(
         "Rows scored",
-        "Rows scored per second (a request may carry many rows), by decision.",
+        "Rows scored per second (a request may carry many rows), by model version and decision.",
         "short",
         query(
-            f"sum by (decision) (rate(credit_risk_predictions_total{{{MODEL}}}[$__rate_interval]))",
-            "{{decision}}",
+            "sum by (model_version, decision) "
+            f"(rate(credit_risk_predictions_total{{{VERSIONED}}}[$__rate_interval]))",
+            "v{{model_version}} {{decision}}",
         ),
         w=12,
     ).stacking(common_builder.StackingConfig().mode(common.StackingMode.NORMAL))
@@ -275,14 +321,15 @@ def scores_row() -> list:
         .title("Score distribution")
         .description(
             "Rows per score bin over time (credit_risk_score histogram, on the training reference's bins "
-            "0.1 … 0.9). Business bands: < 0.30 approve, 0.30–0.60 review, > 0.60 reject."
+            "0.1 … 0.9), summed over the versions selected: during a rollout pick one with the Version "
+            "variable. Business bands: < 0.30 approve, 0.30–0.60 review, > 0.60 reject."
         )
         .datasource(DATASOURCE)
         .span(12)
         .height(9)
         .with_target(
             query(
-                f"sum by (le) (increase(credit_risk_score_bucket{{{MODEL}}}[$__rate_interval]))",
+                f"sum by (le) (increase(credit_risk_score_bucket{{{VERSIONED}}}[$__rate_interval]))",
                 "{{le}}",
                 fmt=promm.PromQueryFormat.HEATMAP,
             )
@@ -296,39 +343,39 @@ def scores_row() -> list:
     mix = (
         graph(
             "Risk-level mix",
-            "Share of scored rows per decision (approve = low risk, review = medium, reject = high), stacked; "
-            "dashed: the same shares in the training reference. The alert fires when a share moves more than 15 "
-            "points from the reference for 30 minutes.",
+            "Share of scored rows per decision (approve = low risk, review = medium, reject = high), one line "
+            "per model version and decision; dashed: the same shares in that version's training reference. The "
+            "alert fires when a version's share moves more than 15 points from its reference for 30 minutes.",
             "percentunit",
             query(
-                f"sum by (decision) (rate(credit_risk_predictions_total{{{MODEL}}}[$__rate_interval])) "
+                "sum by (model_version, decision) "
+                f"(rate(credit_risk_predictions_total{{{VERSIONED}}}[$__rate_interval])) "
                 "/ ignoring (decision) group_left () "
-                f"sum(rate(credit_risk_predictions_total{{{MODEL}}}[$__rate_interval]))",
-                "{{decision}}",
+                f"sum by (model_version) (rate(credit_risk_predictions_total{{{VERSIONED}}}[$__rate_interval]))",
+                "v{{model_version}} {{decision}}",
             ),
             query(
-                f"avg by (decision) (namespace_model_decision:credit_risk_reference:ratio{{{MODEL}}})",
-                "{{decision}} (reference)",
+                "avg by (model_version, decision) "
+                f"(namespace_model_version_decision:credit_risk_reference:ratio{{{VERSIONED}}})",
+                "v{{model_version}} {{decision}} (reference)",
                 "B",
             ),
             w=12,
             h=9,
         )
-        .stacking(common_builder.StackingConfig().mode(common.StackingMode.NORMAL))
         .max(1)
         .min(0)
     )
     mix = mix.override_by_regexp(
         ".*reference.*",
         [
-            dbm.DynamicConfigValue(id_val="custom.stacking", value={"mode": "none", "group": "B"}),
             dbm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
             dbm.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
         ],
     )
     for decision, color in (("approve", "green"), ("review", "yellow"), ("reject", "red")):
         mix = mix.override_by_regexp(
-            f"{decision}.*",
+            f".* {decision}.*",
             [dbm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": color})],
         )
     return [distribution, mix]
@@ -338,23 +385,25 @@ def drift_row() -> list:
     score_psi = (
         graph(
             "Score PSI",
-            "PSI of the scores against the training reference: PromQL over 30 minutes (alerts) and 5 minutes "
-            "(faster, noisier), both over all pods, and each pod's own sliding-window gauge "
-            f"(credit_risk_score_psi). Bands: {PSI_MODERATE} moderate, {PSI_MAJOR} major shift. Few rows make PSI "
-            "noisy: see the rows panel.",
+            "PSI of the scores of each model version against that version's training reference: PromQL over 30 "
+            "minutes (alerts) and 5 minutes (faster, noisier), both over all pods of the version, and each pod's "
+            f"own sliding-window gauge (credit_risk_score_psi). Bands: {PSI_MODERATE} moderate, {PSI_MAJOR} major "
+            "shift. Few rows make PSI noisy: see the rows panel (a new version starts with few).",
             "none",
             query(
-                f"max by (namespace, model_name) (namespace_model:credit_risk_score_psi:30m{{{MODEL}}})",
-                "30m {{namespace}}/{{model_name}}",
+                "max by (namespace, model_name, model_version) "
+                f"(namespace_model_version:credit_risk_score_psi:30m{{{VERSIONED}}})",
+                "30m v{{model_version}} {{namespace}}/{{model_name}}",
             ),
             query(
-                f"max by (namespace, model_name) (namespace_model:credit_risk_score_psi:5m{{{MODEL}}})",
-                "5m {{namespace}}/{{model_name}}",
+                "max by (namespace, model_name, model_version) "
+                f"(namespace_model_version:credit_risk_score_psi:5m{{{VERSIONED}}})",
+                "5m v{{model_version}} {{namespace}}/{{model_name}}",
                 "B",
             ),
             query(
-                f"max by (pod, window) (credit_risk_score_psi{{{MODEL}}})",
-                "in-process {{window}} {{pod}}",
+                f"max by (pod, model_version, window) (credit_risk_score_psi{{{VERSIONED}}})",
+                "in-process {{window}} v{{model_version}} {{pod}}",
                 "C",
             ),
             w=12,
@@ -375,16 +424,17 @@ def drift_row() -> list:
         bargauge.Panel()
         .title("Feature PSI (30m), worst first")
         .description(
-            "PSI of each of the 26 features over the last 30 minutes against its training deciles, sorted "
-            "worst first. Absolute calendar features (transaction_year / month / week) drift by "
-            "construction and do not alert."
+            "PSI of each of the 26 features over the last 30 minutes against its training deciles, per model "
+            "version, sorted worst first. Absolute calendar features (transaction_year / month / week) drift "
+            "by construction and do not alert."
         )
         .datasource(DATASOURCE)
         .span(12)
         .height(18)
         .with_target(
             query(
-                f"sort_desc(max by (feature) (namespace_model_feature:credit_risk_feature_psi:30m{{{MODEL}}}))",
+                "sort_desc(max by (model_version, feature) "
+                f"(namespace_model_version_feature:credit_risk_feature_psi:30m{{{VERSIONED}}}))",
                 "{{feature}}",
                 instant=True,
                 fmt=promm.PromQueryFormat.TABLE,
@@ -394,9 +444,9 @@ def drift_row() -> list:
             dbm.DataTransformerConfig(id_val="sortBy", options={"sort": [{"field": "Value", "desc": True}]})
         )
         .reduce_options(
-            common_builder.ReduceDataOptions().values(True).calcs([]).fields("/^Value$/").limit(30)
+            common_builder.ReduceDataOptions().values(True).calcs([]).fields("/^Value$/").limit(60)
         )
-        .display_name("${__data.fields.feature}")
+        .display_name("${__data.fields.feature} v${__data.fields.model_version}")
         .orientation(common.VizOrientation.HORIZONTAL)
         .display_mode(common.BarGaugeDisplayMode.GRADIENT)
         .show_unfilled(True)
@@ -409,11 +459,12 @@ def drift_row() -> list:
     top = (
         graph(
             "Feature PSI over time (top 5)",
-            "The five features with the highest 30-minute PSI at each point in time.",
+            "The five (feature, model version) pairs with the highest 30-minute PSI at each point in time.",
             "none",
             query(
-                f"topk(5, max by (feature) (namespace_model_feature:credit_risk_feature_psi:30m{{{MODEL}}}))",
-                "{{feature}}",
+                "topk(5, max by (model_version, feature) "
+                f"(namespace_model_version_feature:credit_risk_feature_psi:30m{{{VERSIONED}}}))",
+                "{{feature}} v{{model_version}}",
             ),
             w=12,
             h=9,
@@ -426,14 +477,21 @@ def drift_row() -> list:
     rows = (
         graph(
             "Rows in the drift windows",
-            f"Rows behind the PSI values. Drift alerts need at least {MIN_DRIFT_ROWS} rows in 30 minutes; PSI of "
-            "a few rows is noise (about (bins − 1) / rows without any drift).",
+            f"Rows behind the PSI values, per model version. Drift alerts need at least {MIN_DRIFT_ROWS} rows of "
+            "the version in 30 minutes; PSI of a few rows is noise (about (bins − 1) / rows without any drift).",
             "short",
-            query(f"sum(namespace_model:credit_risk_score_rows:increase30m{{{MODEL}}})", "30m window"),
-            query(f"sum(namespace_model:credit_risk_score_rows:increase5m{{{MODEL}}})", "5m window", "B"),
             query(
-                f"sum by (pod, window) (credit_risk_drift_window_rows{{{MODEL}}})",
-                "in-process {{window}} {{pod}}",
+                f"sum by (model_version) (namespace_model_version:credit_risk_score_rows:increase30m{{{VERSIONED}}})",
+                "30m window v{{model_version}}",
+            ),
+            query(
+                f"sum by (model_version) (namespace_model_version:credit_risk_score_rows:increase5m{{{VERSIONED}}})",
+                "5m window v{{model_version}}",
+                "B",
+            ),
+            query(
+                f"sum by (pod, model_version, window) (credit_risk_drift_window_rows{{{VERSIONED}}})",
+                "in-process {{window}} v{{model_version}} {{pod}}",
                 "C",
             ),
             w=12,
@@ -474,7 +532,20 @@ def variables() -> list:
         .include_all(True)
         .all_value(".*")
     )
-    return [datasource, namespace, model]
+    version = (
+        db.QueryVariable("version")
+        .label("Version")
+        .datasource(DATASOURCE)
+        .query(
+            'label_values(credit_risk_model_info{namespace=~"$namespace", model_name=~"$model"}, model_version)'
+        )
+        .refresh(dbm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dbm.VariableSort.NUMERICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+    )
+    return [datasource, namespace, model, version]
 
 
 def credit_risk_dashboard() -> db.Dashboard:

@@ -13,6 +13,12 @@ from monitoring import stack
 from tests.monitoring.conftest import ROOT, require_module
 
 DASHBOARD = stack.DASHBOARDS / "credit-risk.json"
+# Series with a model_version label (serving/metrics.py) other than credit_risk_model_info, and the
+# per-version recorded series: the dashboard filters them on $version. Request series have no version.
+VERSIONED = re.compile(
+    r"credit_risk_(score_bin|feature_bin|score_reference|feature_reference|drift_reference|score_bucket"
+    r"|score_sum|score_count|predictions|drift_window|score_psi|feature_psi)\w*|namespace_model_version\w*:\w+:\w+"
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +40,7 @@ def test_committed_json_equals_the_generator_output() -> None:
 
 def test_variables(dashboard: dict) -> None:
     variables = {v["name"]: v for v in stack.dashboard_variables(dashboard)}
-    assert set(variables) == {"datasource", "namespace", "model"}
+    assert set(variables) == {"datasource", "namespace", "model", "version"}
     assert (
         variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     )
@@ -43,7 +49,11 @@ def test_variables(dashboard: dict) -> None:
         "namespace",
     )
     assert stack.label_values_query(variables["model"]["query"])[1] == "model_name"
-    for name in ("namespace", "model"):
+    assert stack.label_values_query(variables["version"]["query"]) == (
+        'credit_risk_model_info{namespace=~"$namespace", model_name=~"$model"}',
+        "model_version",
+    )
+    for name in ("namespace", "model", "version"):
         assert (
             variables[name]["multi"] and variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
         )
@@ -71,8 +81,12 @@ def test_every_query_uses_the_datasource_and_the_variables(dashboard: dict) -> N
                 query.panel,
                 name,
             )
+            # versioned series follow $version; request series have no version to filter on, and the
+            # rollout panels (credit_risk_model_info) show every version being served
+            versioned = bool(VERSIONED.fullmatch(name))
+            assert ('model_version=~"$version"' in matchers) == versioned, (query.panel, name)
         stack.substitute(
-            query.expr, {"namespace": ".*", "model": ".*", "__rate_interval": "1m"}
+            query.expr, {"namespace": ".*", "model": ".*", "version": ".*", "__rate_interval": "1m"}
         )  # no unknown variable
 
 
@@ -95,16 +109,46 @@ def test_required_panels(dashboard: dict) -> None:
     uses("Score distribution", "credit_risk_score_bucket")
     assert by_title["Score distribution"]["type"] == "heatmap"
     assert by_title["Score distribution"]["targets"][0]["format"] == "heatmap"
-    uses("Risk-level mix", "credit_risk_predictions_total", "sum by (decision)")
-    uses("Score PSI", "namespace_model:credit_risk_score_psi:30m", "credit_risk_score_psi")
+    uses("Risk-level mix", "credit_risk_predictions_total", "sum by (model_version, decision)",
+         "namespace_model_version_decision:credit_risk_reference:ratio")  # fmt: skip
+    uses("Score PSI", "namespace_model_version:credit_risk_score_psi:30m", "credit_risk_score_psi")
     steps = by_title["Score PSI"]["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["value"] for s in steps] == [None, 0.1, 0.25]
     assert by_title["Score PSI"]["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
     features = by_title["Feature PSI (30m), worst first"]
     assert features["type"] == "bargauge" and features["targets"][0]["expr"].startswith("sort_desc(")
     assert features["transformations"][0]["options"]["sort"][0]["desc"] is True
-    uses("Model version serving", "credit_risk_model_info", "model_version")
+    uses("Model version serving", "credit_risk_model_info", "count by (model_version")
     uses("Instances up", "credit_risk_model_info", "up == 0")
+    # A rollout is visible: pods and traffic per served version.
+    uses("Pods per model version", "count by (model_version) (credit_risk_model_info")
+    uses("Traffic per model version", "sum by (model_version)", "credit_risk_predictions_total")
+
+
+DRIFT_PANELS = (
+    "Score PSI (30m)",
+    "Score PSI",
+    "Feature PSI (30m), worst first",
+    "Feature PSI over time (top 5)",
+    "Rows in the drift windows",
+    "Risk-level mix",
+    "Pods per model version",
+    "Traffic per model version",
+)
+
+
+def test_drift_panels_are_per_model_version(dashboard: dict) -> None:
+    """During a rollout each version's drift is its own line (or bar): the queries keep model_version and
+    the legends name it."""
+    queries = [q for q in stack.dashboard_queries(dashboard) if q.panel in DRIFT_PANELS]
+    assert {q.panel for q in queries} == set(DRIFT_PANELS)
+    for query in queries:
+        clauses = re.findall(r"\bby \(([^)]*)\)", query.expr)
+        assert clauses and all("model_version" in c for c in clauses), (query.panel, query.expr)
+        if query.panel != "Feature PSI (30m), worst first":  # a table: the display name below
+            assert "{{model_version}}" in query.legend, (query.panel, query.legend)
+    bars = next(p for p in dashboard["panels"] if p["title"] == "Feature PSI (30m), worst first")
+    assert "${__data.fields.model_version}" in bars["fieldConfig"]["defaults"]["displayName"]
 
 
 def test_layout_fits_the_grid_without_overlap(dashboard: dict) -> None:

@@ -6,7 +6,8 @@ a few seconds), scraping and evaluating every second; rule and series names are 
 
 * every PromQL expression of the dashboards (variables substituted) and every recorded series returns
   data, and every rule evaluates without error;
-* the PSI the rules record equals numpy's PSI on the counters Prometheus holds, pooled over both pods;
+* the PSI the rules record equals numpy's PSI on the counters Prometheus holds, pooled over both pods,
+  and every recorded drift series carries the served ``model_version``;
 * drift stays under 0.1 for reference-like traffic and crosses 0.25 after the shift — recorded PSI, the
   dashboard's PSI queries and the predictor's own gauges alike;
 * each alert is in its expected state: drift, feature drift, decision mix and 4xx firing; the others
@@ -31,8 +32,8 @@ pytestmark = pytest.mark.slow
 
 NAMESPACE = "credit-risk-test"
 PHASE_SECONDS = 26  # > the 24 s "30m" window: the window then holds one population only
-VARIABLES = {"namespace": NAMESPACE, "model": stack.MODEL, "__rate_interval": stack.TEST_RATE_INTERVAL,
-             "__interval": "2s", "datasource": "prometheus"}  # fmt: skip
+VARIABLES = {"namespace": NAMESPACE, "model": stack.MODEL, "version": ".*",
+             "__rate_interval": stack.TEST_RATE_INTERVAL, "__interval": "2s", "datasource": "prometheus"}  # fmt: skip
 WINDOW = stack.TEST_RANGES["30m"]
 
 # The state of every alert at the end of the run (the test fails on an alert missing here).
@@ -65,13 +66,13 @@ class Run:
 def _drift_values(prom: stack.Prometheus) -> dict[str, float]:
     selector = f'{{namespace="{NAMESPACE}", model_name="{stack.MODEL}"}}'
     return {
-        "psi_30m": prom.value(f"namespace_model:credit_risk_score_psi:30m{selector}"),
-        "psi_5m": prom.value(f"namespace_model:credit_risk_score_psi:5m{selector}"),
+        "psi_30m": prom.value(f"namespace_model_version:credit_risk_score_psi:30m{selector}"),
+        "psi_5m": prom.value(f"namespace_model_version:credit_risk_score_psi:5m{selector}"),
         "psi_gauge": prom.value(f"max(credit_risk_score_psi{selector})"),
         "amount_psi_30m": prom.value(
-            f'namespace_model_feature:credit_risk_feature_psi:30m{{namespace="{NAMESPACE}", feature="Amount"}}'
+            f'namespace_model_version_feature:credit_risk_feature_psi:30m{{namespace="{NAMESPACE}", feature="Amount"}}'
         ),
-        "rows_30m": prom.value(f"namespace_model:credit_risk_score_rows:increase30m{selector}"),
+        "rows_30m": prom.value(f"namespace_model_version:credit_risk_score_rows:increase30m{selector}"),
     }
 
 
@@ -134,10 +135,10 @@ def test_every_dashboard_query_returns_data(run: Run) -> None:
             if variable["type"] == "query":
                 selector, label = stack.label_values_query(stack.substitute(variable["query"], VARIABLES))
                 values = {s.get(label) for s in run.prometheus.series(selector)}
-                assert values == {NAMESPACE if label == "namespace" else stack.MODEL}, (
-                    variable["name"],
-                    values,
+                expected = {"namespace": {NAMESPACE}, "model_name": {stack.MODEL}}.get(
+                    label, _served_versions(run)
                 )
+                assert values == expected, (variable["name"], values)
         queries = stack.dashboard_queries(dashboard)
         assert len(queries) >= 20
         for query in queries:
@@ -146,6 +147,21 @@ def test_every_dashboard_query_returns_data(run: Run) -> None:
             assert result, f"{path.name} / {query.panel} / {query.ref}: no data for {expr}"
             values = [float(r["value"][1]) for r in result]
             assert not any(np.isnan(values)), (query.panel, expr, result)
+
+
+def _served_versions(run: Run) -> set[str]:
+    return {r["metric"]["model_version"] for r in run.prometheus.query("credit_risk_model_info")}
+
+
+def test_recorded_drift_series_carry_the_served_model_version(run: Run) -> None:
+    """The predictor labels its bins and references with model_version (one version here, both pods):
+    every per-version recorded series has exactly that version, nothing version-less."""
+    versions = _served_versions(run)
+    assert len(versions) == 1 and "" not in versions, versions
+    for rule in stack.rule_list(stack.RULES.read_text()):
+        if rule.get("record", "").startswith("namespace_model_version"):
+            result = run.prometheus.query(f'{rule["record"]}{{namespace="{NAMESPACE}"}}')
+            assert {r["metric"].get("model_version", "") for r in result} == versions, rule["record"]
 
 
 def test_drift_is_low_for_reference_like_traffic_and_crosses_025_after_the_shift(run: Run) -> None:
@@ -184,11 +200,11 @@ def _psi(live: np.ndarray, reference: np.ndarray) -> float:
 @pytest.mark.parametrize(
     ("recorded", "counters", "reference", "matchers"),
     [
-        ("namespace_model:credit_risk_score_psi:30m", "credit_risk_score_bin_total",
+        ("namespace_model_version:credit_risk_score_psi:30m", "credit_risk_score_bin_total",
          "credit_risk_score_reference_ratio", ""),
-        ("namespace_model_feature:credit_risk_feature_psi:30m", "credit_risk_feature_bin_total",
+        ("namespace_model_version_feature:credit_risk_feature_psi:30m", "credit_risk_feature_bin_total",
          "credit_risk_feature_reference_ratio", 'feature="Amount"'),
-        ("namespace_model_feature:credit_risk_feature_psi:30m", "credit_risk_feature_bin_total",
+        ("namespace_model_version_feature:credit_risk_feature_psi:30m", "credit_risk_feature_bin_total",
          "credit_risk_feature_reference_ratio", 'feature="transaction_hour"'),
     ],
 )  # fmt: skip
@@ -219,8 +235,10 @@ def test_alerts_are_in_their_expected_states(run: Run) -> None:
     states = {r["name"]: r["state"] for r in run.prometheus.rules_state() if r["type"] == "alerting"}
     assert states == EXPECTED_ALERTS
     firing = [a["labels"] for a in run.prometheus.alerts() if a["state"] == "firing"]
+    # drift alerts name the model version whose traffic drifted from its own reference
+    (version,) = _served_versions(run)
     assert {"alertname": "CreditRiskScoreDriftCritical", "severity": "critical", "namespace": NAMESPACE,
-            "model_name": stack.MODEL} in firing  # fmt: skip
+            "model_name": stack.MODEL, "model_version": version} in firing  # fmt: skip
     features = {a["feature"] for a in firing if a["alertname"] == "CreditRiskFeatureDrift"}
     assert "Amount" in features and not features & {
         "transaction_year",

@@ -1,6 +1,7 @@
 """The Prometheus rule file: ``promtool check rules``, ``promtool test rules`` (every alert fires on the
 right series and stays quiet on the others), the generated unit tests in sync with their generator, and
-the conventions every rule follows."""
+the conventions every rule follows: model series aggregated per model version, runbook URLs that resolve
+to a section of the runbook, a scoped ``absent()``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,19 @@ from monitoring import stack
 
 RULES = stack.RULES
 UNIT_TESTS = RULES.parent / "tests"
+RUNBOOK = RULES.parents[1] / "runbook.md"
+# The runbook's published address (documented in the rule file, monitoring/README.md and the chart's values).
+RUNBOOK_URL = "https://github.com/bati-bank/credit-risk/blob/main/monitoring/runbook.md"
+# Series that carry model_version and describe the model itself: whatever reads them compares or
+# aggregates per version (bins against their own version's reference).
+VERSIONED_INPUTS = (
+    "credit_risk_score_bin_total",
+    "credit_risk_feature_bin_total",
+    "credit_risk_score_reference_ratio",
+    "credit_risk_feature_reference_ratio",
+    "credit_risk_score_bucket",
+    "namespace_model_version",
+)
 
 
 def _load(path: Path) -> object:
@@ -76,32 +90,96 @@ def test_alert_conventions() -> None:
         name = rule["alert"]
         assert re.fullmatch(r"CreditRisk[A-Z]\w+", name)
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
-        assert {"summary", "description", "runbook"} <= set(rule["annotations"]), name
-        assert rule["annotations"]["runbook"].startswith("monitoring/runbook.md#"), name
+        # the standard annotations (Alertmanager templates, Grafana and most receivers read runbook_url)
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}, name
+        url = rule["annotations"]["runbook_url"]
+        assert re.fullmatch(re.escape(RUNBOOK_URL) + r"#[a-z0-9-]+", url), (name, url)
+        assert "{{" not in url, name
 
 
-def test_runbook_has_a_section_per_alert() -> None:
-    runbook = (RULES.parents[1] / "runbook.md").read_text()
-    anchors = {m.lower() for m in re.findall(r"^## (\w+)", runbook, flags=re.M)}
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown file: lower case, punctuation dropped, spaces
+    to hyphens (``## Rollout in progress / two versions`` -> ``rollout-in-progress--two-versions``)."""
+    anchors = set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", markdown, flags=re.M):
+        text = re.sub(r"`", "", heading).lower()
+        anchors.add(re.sub(r"[^\w\- ]", "", text).replace(" ", "-"))
+    return anchors
+
+
+def test_github_anchors() -> None:
+    text = "# Runbook\n## CreditRiskModelAbsent\n## Rollout in progress / two versions serving\n"
+    assert github_anchors(text) == {
+        "runbook",
+        "creditriskmodelabsent",
+        "rollout-in-progress--two-versions-serving",
+    }
+
+
+def test_every_runbook_url_points_at_a_section_of_the_runbook() -> None:
+    runbook = RUNBOOK.read_text()
+    anchors = github_anchors(runbook)
     for rule in _rules():
         if "alert" in rule:
-            anchor = re.search(r"runbook\.md#(\w+)", rule["annotations"]["runbook"]).group(1)
-            assert anchor in anchors, f"{rule['alert']}: no '## {anchor}' section in monitoring/runbook.md"
+            anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
+            assert anchor in anchors, (
+                f"{rule['alert']}: no section with anchor #{anchor} in monitoring/runbook.md"
+            )
+    # The runbook's own links between sections resolve too.
+    for link in re.findall(r"\]\(#([^)]+)\)", runbook):
+        assert link in anchors, f"monitoring/runbook.md links to #{link}, which is no heading"
+    assert "rollout-in-progress--two-versions-serving" in anchors
+
+
+def test_model_absent_is_scoped_to_the_predictor_job() -> None:
+    """absent() of a bare metric fires in every Prometheus that loads the rules; the rule names the
+    predictor's scrape job, the one monitoring/stack.py and the promtool tests use."""
+    generator = _load(UNIT_TESTS / "generate.py")
+    absents = [r for r in _rules() if "absent(" in r["expr"]]
+    assert [r.get("alert") for r in absents] == ["CreditRiskModelAbsent"]
+    assert absents[0]["expr"] == f'absent(credit_risk_model_info{{job="{stack.JOB}"}})'
+    assert generator.JOB == stack.JOB
+    config = stack.Prometheus(Path("/nonexistent"), []).config()
+    assert [job["job_name"] for job in config["scrape_configs"]] == [stack.JOB]
+
+
+def test_model_series_are_aggregated_per_version() -> None:
+    """Every rule reading bins, references or the score histogram (or a per-version recorded series)
+    keeps model_version in each of its by / on clauses: two versions are never added together, nor one
+    version's traffic compared with another's reference."""
+    checked = 0
+    for rule in _rules():
+        name = rule.get("record") or rule["alert"]
+        if not any(metric in rule["expr"] for metric in VERSIONED_INPUTS) and not name.startswith(
+            "namespace_model_version"
+        ):
+            continue
+        checked += 1
+        for keyword, clause in re.findall(r"\b(by|on) \(([^)]*)\)", rule["expr"]):
+            assert "model_version" in clause.split(", "), f"{name}: {keyword} ({clause}) drops model_version"
+        if "record" in rule:
+            assert rule["record"].startswith("namespace_model_version"), name
+    assert checked == 18  # 14 recorded series, the 4 drift and decision alerts
 
 
 def test_recording_rule_conventions() -> None:
     names = [r["record"] for r in _rules() if "record" in r]
     for name in names:
         assert re.fullmatch(r"namespace_model\w*:credit_risk_\w+:\w+", name), name
+        # the level names the aggregation: namespace_model_version… keeps the version, namespace_model… not
+        level = "namespace, model_name, model_version" if name.startswith("namespace_model_version") else (
+            "namespace, model_name")  # fmt: skip
         for rule in _rules():
             if rule.get("record") == name:
                 # aggregated by namespace and model: nothing per pod survives into a recorded series
                 assert (
-                    "by (namespace, model_name" in rule["expr"]
+                    f"by ({level}" in rule["expr"]
                     or "clamp_min(" in rule["expr"]
                     or ("label_replace" in rule["expr"])
                 ), name
-    # The file is plain YAML: no Helm templating (the chart embeds it verbatim).
+                if level == "namespace, model_name":
+                    assert "model_version" not in rule["expr"], name
+    # The file is plain YAML: no Helm templating (the chart parses it and substitutes values itself).
     text = RULES.read_text()
     assert "{{-" not in text and ".Values" not in text and ".Release" not in text
     assert list(yaml.safe_load(text)) == ["groups"]
@@ -111,9 +189,12 @@ def test_recording_rule_conventions() -> None:
 def test_psi_rules_follow_the_predictor_formula(window: str) -> None:
     """Shares floored at 1e-4 on both sides, pods summed before the shares are taken."""
     rules = {r.get("record"): r["expr"] for r in _rules()}
-    live = rules[f"namespace_model_bin:credit_risk_score_live:ratio{window}"]
+    live = rules[f"namespace_model_version_bin:credit_risk_score_live:ratio{window}"]
     assert "clamp_min(" in live and "1e-4" in live
-    assert f"sum by (namespace, model_name, bin) (increase(credit_risk_score_bin_total[{window}]))" in live
-    assert "1e-4" in rules["namespace_model_bin:credit_risk_score_reference:ratio"]
-    psi = rules[f"namespace_model:credit_risk_score_psi:{window}"]
+    assert (
+        f"sum by (namespace, model_name, model_version, bin) (increase(credit_risk_score_bin_total[{window}]))"
+        in live
+    )
+    assert "1e-4" in rules["namespace_model_version_bin:credit_risk_score_reference:ratio"]
+    psi = rules[f"namespace_model_version:credit_risk_score_psi:{window}"]
     assert " - " in psi and "* ln(" in psi

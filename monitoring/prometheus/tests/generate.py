@@ -12,8 +12,10 @@ rule file's templates (the few template forms it uses), so a wording change rege
 the values and labels still come from the scenarios below.
 
 Every series carries the labels a Kubernetes scrape gives (``job``, ``namespace``, ``pod``, ``instance``)
-plus the predictor's own, with two pods per namespace where it matters, so each alert is proven to fire
-on the right series and to stay quiet on the others.
+plus the predictor's own (``model_version`` on the model's series: bins, references, decisions, info),
+with two pods per namespace where it matters, so each alert is proven to fire on the right series and to
+stay quiet on the others. A rollout scenario serves two model versions side by side, each with its own
+training reference: drift and decision shares are computed per version, never pooled across versions.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import math
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +34,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 RULES = HERE.parent / "credit-risk-rules.yml"
 MODEL = "credit-risk"
-JOB = "credit-risk-predictor"
+JOB = "credit-risk-predictor"  # the scrape job CreditRiskModelAbsent's selector names (and monitoring/stack.py's)
+VERSION = "3"
 FLOOR = 1e-4
 
 # Training reference of the score bins (upper edges 0.1 … 0.9, +Inf), like a real model's held-out scores.
@@ -40,6 +44,9 @@ REFERENCE = np.array([0.540, 0.066, 0.064, 0.070, 0.063, 0.048, 0.041, 0.039, 0.
 # A riskier population (major shift) and a moderate shift that keeps the decision mix.
 SHIFTED = np.array([0.20, 0.05, 0.05, 0.06, 0.07, 0.08, 0.10, 0.12, 0.14, 0.13])
 MODERATE = np.array([0.36, 0.15, 0.14, 0.08, 0.07, 0.05, 0.045, 0.04, 0.04, 0.025])
+# Version 4's own training reference (a retrained model spreads its scores more): what its pods export as
+# credit_risk_score_reference_ratio while version 3's pods export REFERENCE.
+REFERENCE_V4 = np.array([0.12, 0.14, 0.14, 0.12, 0.11, 0.09, 0.08, 0.07, 0.07, 0.06])
 DECISIONS = {
     "approve": ("low", slice(0, 3)),
     "review": ("medium", slice(3, 6)),
@@ -103,6 +110,8 @@ class Pod:
     rows: float  # rows scored per minute
     score: list[tuple[int, np.ndarray]]  # (minutes, shares over SCORE_BINS)
     features: list[tuple[int, dict[str, np.ndarray]]] = field(default_factory=list)
+    version: str = VERSION  # model_version of the model's series
+    reference: np.ndarray = field(default_factory=lambda: REFERENCE)  # the version's score reference
 
     def series(self) -> list[dict]:
         out = []
@@ -112,8 +121,9 @@ class Pod:
                     "credit_risk_score_bin_total", [(m, s[i] * self.rows) for m, s in self.score], bin=b
                 )
             )
-            out.append({"series": f"credit_risk_score_reference_ratio{{{labels(self.namespace, self.name, bin=b)}}}",
-                        "values": f"{_num(REFERENCE[i])}x{MINUTES}"})  # fmt: skip
+            out.append({"series": "credit_risk_score_reference_ratio"
+                        f"{{{labels(self.namespace, self.name, model_version=self.version, bin=b)}}}",
+                        "values": f"{_num(self.reference[i])}x{MINUTES}"})  # fmt: skip
         for decision, (level, bins) in DECISIONS.items():
             out.append(self._counter("credit_risk_predictions_total",
                                      [(m, s[bins].sum() * self.rows) for m, s in self.score],
@@ -124,13 +134,13 @@ class Pod:
                 shares = [(m, shift.get(feature, reference)[i] * self.rows) for m, shift in phases]
                 out.append(self._counter("credit_risk_feature_bin_total", shares, feature=feature, bin=b))
                 out.append({"series": "credit_risk_feature_reference_ratio"
-                            f"{{{labels(self.namespace, self.name, feature=feature, bin=b)}}}",
+                            f"{{{labels(self.namespace, self.name, model_version=self.version, feature=feature, bin=b)}}}",
                             "values": f"{_num(reference[i])}x{MINUTES}"})  # fmt: skip
         return out
 
     def _counter(self, name: str, phases: list[tuple[int, float]], **extra: str) -> dict:
         return {
-            "series": f"{name}{{{labels(self.namespace, self.name, **extra)}}}",
+            "series": f"{name}{{{labels(self.namespace, self.name, model_version=self.version, **extra)}}}",
             "values": counter(phases),
         }
 
@@ -245,8 +255,8 @@ def drift() -> str:
     critical_at, warning_at = crossing(0.25) + 30, crossing(0.1) + 30
     assert SHIFT_AT + 30 <= warning_at < critical_at < 125  # the window is all shifted rows by then
 
-    prod_l = {"namespace": "bank-prod", "model_name": MODEL}
-    staging_l = {"namespace": "bank-staging", "model_name": MODEL}
+    prod_l = {"namespace": "bank-prod", "model_name": MODEL, "model_version": VERSION}
+    staging_l = {"namespace": "bank-staging", "model_name": MODEL, "model_version": VERSION}
     late = "125m"  # 65 minutes after the shift: the 30m window holds shifted rows only, `for: 30m` elapsed
 
     def milli(x: float) -> int:
@@ -257,7 +267,7 @@ def drift() -> str:
             "expr": f"round(1000 * {expr})",
             "eval_time": late,
             "exp_samples": [
-                {"labels": "{" + ", ".join(f'{k}="{v}"' for k, v in {"model_name": MODEL, "namespace": ns, **extra}.items()) + "}",
+                {"labels": "{" + ", ".join(f'{k}="{v}"' for k, v in {"model_name": MODEL, "model_version": VERSION, "namespace": ns, **extra}.items()) + "}",
                  "value": milli(v)}
                 for ns, v in sorted(expected.items())
             ],
@@ -270,7 +280,7 @@ def drift() -> str:
         "promql_expr_test": [
             # The score PSI of each namespace equals numpy's on the designed shares.
             psi_checks(
-                "namespace_model:credit_risk_score_psi:30m",
+                "namespace_model_version:credit_risk_score_psi:30m",
                 {
                     "bank-prod": prod_psi,
                     "bank-staging": staging_psi,
@@ -279,7 +289,7 @@ def drift() -> str:
                 },
             ),
             psi_checks(
-                "namespace_model:credit_risk_score_psi:5m",
+                "namespace_model_version:credit_risk_score_psi:5m",
                 {
                     "bank-prod": prod_psi,
                     "bank-staging": staging_psi,
@@ -288,47 +298,55 @@ def drift() -> str:
                 },
             ),
             psi_checks(
-                'namespace_model_feature:credit_risk_feature_psi:30m{feature="Amount"}',
+                'namespace_model_version_feature:credit_risk_feature_psi:30m{feature="Amount"}',
                 {"bank-prod": amount_psi, "bank-staging": 0.0, "bank-split": 0.0, "bank-canary": amount_psi},
                 feature="Amount",
             ),
             psi_checks(
-                'namespace_model_feature:credit_risk_feature_psi:30m{feature="CountryCode"}',
+                'namespace_model_version_feature:credit_risk_feature_psi:30m{feature="CountryCode"}',
                 {"bank-prod": 0.0, "bank-staging": 0.0, "bank-split": 0.0, "bank-canary": 0.0},
                 feature="CountryCode",
             ),
             # Before the shift the prod population matches the reference.
             {
-                "expr": 'round(1000 * namespace_model:credit_risk_score_psi:30m{namespace="bank-prod"})',
+                "expr": 'round(1000 * namespace_model_version:credit_risk_score_psi:30m{namespace="bank-prod"})',
                 "eval_time": "55m",
-                "exp_samples": [{"labels": '{model_name="credit-risk", namespace="bank-prod"}', "value": 0}],
+                "exp_samples": [
+                    {
+                        "labels": '{model_name="credit-risk", model_version="3", namespace="bank-prod"}',
+                        "value": 0,
+                    }
+                ],
             },
             # Rows in the 30m window: (200 + 100) rows/min x 30 min, summed over the two pods.
             {
-                "expr": 'round(namespace_model:credit_risk_score_rows:increase30m{namespace="bank-prod"})',
+                "expr": 'round(namespace_model_version:credit_risk_score_rows:increase30m{namespace="bank-prod"})',
                 "eval_time": late,
                 "exp_samples": [
-                    {"labels": '{model_name="credit-risk", namespace="bank-prod"}', "value": 9000}
+                    {
+                        "labels": '{model_name="credit-risk", model_version="3", namespace="bank-prod"}',
+                        "value": 9000,
+                    }
                 ],
             },
             # Decision shares: live (shifted) and the training reference, from the score bins.
             {
-                "expr": 'round(1000 * namespace_model_decision:credit_risk_predictions:ratio30m{namespace="bank-prod"})',
+                "expr": 'round(1000 * namespace_model_version_decision:credit_risk_predictions:ratio30m{namespace="bank-prod"})',
                 "eval_time": late,
                 "exp_samples": [
                     {
-                        "labels": f'{{decision="{d}", model_name="credit-risk", namespace="bank-prod"}}',
+                        "labels": f'{{decision="{d}", model_name="credit-risk", model_version="3", namespace="bank-prod"}}',
                         "value": milli(shifted_share[d]),
                     }
                     for d in DECISIONS
                 ],
             },
             {
-                "expr": 'round(1000 * namespace_model_decision:credit_risk_reference:ratio{namespace="bank-prod"})',
+                "expr": 'round(1000 * namespace_model_version_decision:credit_risk_reference:ratio{namespace="bank-prod"})',
                 "eval_time": late,
                 "exp_samples": [
                     {
-                        "labels": f'{{decision="{d}", model_name="credit-risk", namespace="bank-prod"}}',
+                        "labels": f'{{decision="{d}", model_name="credit-risk", model_version="3", namespace="bank-prod"}}',
                         "value": milli(reference_share[d]),
                     }
                     for d in DECISIONS
@@ -398,8 +416,131 @@ def drift() -> str:
         ],  # fmt: skip
     }
     return test_file(
-        [group], "Drift and decision-mix rules and alerts; expected PSI values computed with numpy."
+        [group, rollout()],
+        "Drift and decision-mix rules and alerts, per model version; expected PSI values computed with numpy.",
     )
+
+
+def rollout() -> dict:
+    """Two model versions serving at once (a rollout half-way), each pod exporting its own version's
+    training reference. bank-rollout: each version scores like its own reference (no drift), although
+    the two populations of scores differ — pooling the versions' counters would page. bank-rollout-bad:
+    version 4 scores the (unchanged) population like version 3 does, far from version 4's own reference:
+    only version 4 alerts."""
+    v4 = {"version": "4", "reference": REFERENCE_V4}
+    stable = [
+        Pod("bank-rollout", "credit-risk-predictor-6d4f1-a", 100, [(MINUTES + 1, REFERENCE)]),
+        Pod("bank-rollout", "credit-risk-predictor-6d4f1-b", 100, [(MINUTES + 1, REFERENCE)]),
+        Pod("bank-rollout", "credit-risk-predictor-8e2a7-c", 50, [(MINUTES + 1, REFERENCE_V4)], **v4),
+        Pod("bank-rollout", "credit-risk-predictor-8e2a7-d", 50, [(MINUTES + 1, REFERENCE_V4)], **v4),
+    ]
+    bad = [
+        Pod("bank-rollout-bad", "credit-risk-predictor-6d4f1-a", 100, [(MINUTES + 1, REFERENCE)]),
+        Pod("bank-rollout-bad", "credit-risk-predictor-8e2a7-b", 100, [(MINUTES + 1, REFERENCE)], **v4),
+    ]
+    series = [s for pod in (*stable, *bad) for s in pod.series()]
+
+    def shares(x: np.ndarray) -> dict[str, float]:
+        return {d: float(x[b].sum()) for d, (_, b) in DECISIONS.items()}
+
+    # (namespace, version) -> (live score shares, the version's reference, rows per minute)
+    populations = {
+        ("bank-rollout", VERSION): (REFERENCE, REFERENCE, 200),
+        ("bank-rollout", "4"): (REFERENCE_V4, REFERENCE_V4, 100),
+        ("bank-rollout-bad", VERSION): (REFERENCE, REFERENCE, 100),
+        ("bank-rollout-bad", "4"): (REFERENCE, REFERENCE_V4, 100),
+    }
+    # What the version-blind rules did: bank-rollout's counters pooled over both versions, against version
+    # 4's reference (or the bin-wise max of both references): a critical drift and a decision-mix page.
+    pooled = 200 * REFERENCE + 100 * REFERENCE_V4
+    assert psi(pooled, REFERENCE_V4) > 0.25 and psi(pooled, np.maximum(REFERENCE, REFERENCE_V4)) > 0.1
+    assert abs(shares(pooled / pooled.sum())["approve"] - shares(REFERENCE_V4)["approve"]) > 0.15
+    bad_psi = psi(REFERENCE, REFERENCE_V4)
+    moved = {d: shares(REFERENCE)[d] - shares(REFERENCE_V4)[d] for d in DECISIONS}
+    assert bad_psi > 0.25 and all(abs(abs(m) - 0.15) > 0.005 for m in moved.values())
+    late = "125m"
+
+    def key(ns: str, version: str, **extra: str) -> str:
+        return "{" + ", ".join(f'{k}="{v}"' for k, v in {"model_name": MODEL, "model_version": version,
+                                                          "namespace": ns, **extra}.items()) + "}"  # fmt: skip
+
+    def per_version(expr: str, value: Callable[[np.ndarray, np.ndarray, float], float], scale: int = 1000,
+                    **extra: str) -> dict:  # fmt: skip
+        return {
+            "expr": f"round({scale} * {expr})",
+            "eval_time": late,
+            "exp_samples": [{"labels": key(ns, v, **extra), "value": round(scale * value(*p))}
+                            for (ns, v), p in sorted(populations.items())],
+        }  # fmt: skip
+
+    def decisions(expr: str, of: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> dict:
+        return {
+            "expr": f"round(1000 * {expr})",
+            "eval_time": late,
+            "exp_samples": [{"labels": key(ns, v, decision=d), "value": round(1000 * share)}
+                            for (ns, v), (live, ref, _) in sorted(populations.items())
+                            for d, share in shares(of(live, ref)).items()],
+        }  # fmt: skip
+
+    bad_l = {"namespace": "bank-rollout-bad", "model_name": MODEL, "model_version": "4"}
+    return {
+        "name": "rollout: two model versions serving at once, drift per version, never pooled",
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [
+            # Every version against its own reference: 0 where each scores like its reference.
+            per_version(
+                "namespace_model_version:credit_risk_score_psi:30m", lambda live, ref, _: psi(live, ref)
+            ),
+            per_version(
+                "namespace_model_version:credit_risk_score_psi:5m", lambda live, ref, _: psi(live, ref)
+            ),
+            per_version(
+                'namespace_model_version_feature:credit_risk_feature_psi:30m{feature="Amount"}',
+                lambda *_: 0.0,
+                feature="Amount",
+            ),
+            # Rows per version in the 30m window: each version's pods summed, the other version's never.
+            per_version(
+                "namespace_model_version:credit_risk_score_rows:increase30m",
+                lambda _live, _ref, rows: 30 * rows,
+                scale=1,
+            ),
+            # Each version's reference, as its own pods export it.
+            per_version(
+                'namespace_model_version_bin:credit_risk_score_reference:ratio{bin="0.1"}',
+                lambda _live, ref, _: ref[0],
+                bin="0.1",
+            ),
+            decisions(
+                "namespace_model_version_decision:credit_risk_predictions:ratio30m", lambda live, _: live
+            ),
+            decisions("namespace_model_version_decision:credit_risk_reference:ratio", lambda _, ref: ref),
+        ],  # fmt: skip
+        "alert_rule_test": [
+            # bank-rollout: no alert at all; bank-rollout-bad: version 4 only.
+            {
+                "eval_time": late,
+                "alertname": "CreditRiskScoreDriftCritical",
+                "exp_alerts": [alert("CreditRiskScoreDriftCritical", "critical", bad_psi, **bad_l)],
+            },
+            {
+                "eval_time": late,
+                "alertname": "CreditRiskScoreDriftWarning",
+                "exp_alerts": [alert("CreditRiskScoreDriftWarning", "warning", bad_psi, **bad_l)],
+            },
+            {"eval_time": late, "alertname": "CreditRiskFeatureDrift", "exp_alerts": []},
+            {
+                "eval_time": late,
+                "alertname": "CreditRiskDecisionMixShift",
+                "exp_alerts": [
+                    alert("CreditRiskDecisionMixShift", "warning", abs(m), decision=d, **bad_l)
+                    for d, m in moved.items()
+                    if abs(m) > 0.15
+                ],
+            },
+        ],  # fmt: skip
+    }
 
 
 # ------------------------------------------------------------------------------------------------ requests
@@ -564,22 +705,23 @@ def requests() -> str:
 def availability() -> str:
     a, b = "credit-risk-predictor-7c9d5-a", "credit-risk-predictor-7c9d5-b"
 
-    def info(ns: str, pod: str, version: str, values: str) -> dict:
+    def info(ns: str, pod: str, version: str, values: str, job: str = JOB) -> dict:
         extra = {
             "model_version": version,
             "model_type": "lightgbm",
             "target_mode": "forward",
             "data_digest": "3f2a9c",
         }
-        return {"series": f"credit_risk_model_info{{{labels(ns, pod, **extra)}}}", "values": values}
+        series = labels(ns, pod, **extra).replace(f'job="{JOB}"', f'job="{job}"')
+        return {"series": f"credit_risk_model_info{{{series}}}", "values": values}
 
     def up(ns: str, pod: str, values: str, job: str = JOB) -> dict:
         inst = labels(ns, pod).replace(f'job="{JOB}"', f'job="{job}"').replace(f',model_name="{MODEL}"', "")
         return {"series": f"up{{{inst}}}", "values": values}
 
-    def predictions(ns: str, pod: str, values: str) -> dict:
-        return {"series": f"credit_risk_predictions_total{{{labels(ns, pod, risk_level='low', decision='approve')}}}",
-                "values": values}  # fmt: skip
+    def predictions(ns: str, pod: str, version: str, values: str) -> dict:
+        series = labels(ns, pod, model_version=version, risk_level="low", decision="approve")
+        return {"series": f"credit_risk_predictions_total{{{series}}}", "values": values}
 
     prod_l = {"namespace": "bank-prod", "model_name": MODEL}
     down = {
@@ -597,7 +739,7 @@ def availability() -> str:
             up("bank-prod", b, "1x10 0x60"),
             info("bank-prod", a, "3", "1x70"),
             info("bank-prod", b, "3", "1x10 _x60"),
-            predictions("bank-prod", a, "0+100x20 2000x50"),  # traffic stops at minute 20
+            predictions("bank-prod", a, "3", "0+100x20 2000x50"),  # traffic stops at minute 20
             # Another team's exporter is down too: not a credit-risk target, never alerts here.
             up("bank-prod", "node-exporter-x1", "0x70", job="node-exporter"),
             # staging: a rollout stuck half-way (versions 3 and 4), traffic all along.
@@ -605,8 +747,27 @@ def availability() -> str:
             up("bank-staging", b, "1x70"),
             info("bank-staging", a, "3", "1x70"),
             info("bank-staging", b, "4", "1x70"),
-            predictions("bank-staging", a, "0+10x70"),
-            predictions("bank-staging", b, "0+10x70"),
+            predictions("bank-staging", a, "3", "0+10x70"),
+            predictions("bank-staging", b, "4", "0+10x70"),
+        ],
+        "promql_expr_test": [
+            # Pods per served version: staging's rollout shows as two series.
+            {
+                "expr": "namespace_model_version:credit_risk_instances:count",
+                "eval_time": "30m",
+                "exp_samples": [
+                    {
+                        "labels": "namespace_model_version:credit_risk_instances:count"
+                        f'{{model_name="{MODEL}", model_version="{v}", namespace="{ns}"}}',
+                        "value": n,
+                    }
+                    for ns, v, n in (
+                        ("bank-prod", "3", 1),
+                        ("bank-staging", "3", 1),
+                        ("bank-staging", "4", 1),
+                    )
+                ],
+            },
         ],
         "alert_rule_test": [
             {"eval_time": "9m", "alertname": "CreditRiskPredictorDown", "exp_alerts": []},
@@ -640,11 +801,16 @@ def availability() -> str:
             },
         ],  # fmt: skip
     }
+    # CreditRiskModelAbsent is scoped to the predictor's scrape job: another job's credit-risk series (a
+    # sandbox predictor scraped by the same Prometheus) neither hides our missing predictor nor, when it
+    # disappears itself, raises the alert here.
+    sandbox = "credit-risk-sandbox"
     absent = {
-        "name": "absent: no predictor anywhere",
+        "name": "absent: the predictor's job reports no model, another job's predictor is still there",
         "interval": "1m",
         "input_series": [
             info("bank-prod", a, "3", "1x5 _x30"),  # the last predictor disappears at minute 5
+            info("bank-lab", "credit-risk-lab-0", "7", "1x35", job=sandbox),  # present all along
             up("bank-prod", "node-exporter-x1", "1x35", job="node-exporter"),
         ],
         "alert_rule_test": [
@@ -657,12 +823,25 @@ def availability() -> str:
             {
                 "eval_time": "25m",
                 "alertname": "CreditRiskModelAbsent",
-                "exp_alerts": [alert("CreditRiskModelAbsent", "critical", 1)],
+                "exp_alerts": [alert("CreditRiskModelAbsent", "critical", 1, job=JOB)],
             },
         ],
     }
+    other_absent = {
+        "name": "absent: another job's predictor disappears, ours keeps serving",
+        "interval": "1m",
+        "input_series": [
+            info("bank-prod", a, "3", "1x35"),
+            info("bank-lab", "credit-risk-lab-0", "7", "1x5 _x30", job=sandbox),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "25m", "alertname": "CreditRiskModelAbsent", "exp_alerts": []},
+        ],
+    }
     return test_file(
-        [serving, absent], "Availability alerts: predictor down, model absent, version skew, no traffic."
+        [serving, absent, other_absent],
+        "Availability alerts: predictor down, model absent (scoped to the predictor's job), version skew, "
+        "no traffic.",
     )
 
 
