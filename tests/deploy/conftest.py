@@ -23,7 +23,16 @@ from tests.support import ROOT
 
 CHART = ROOT / "helm" / "credit-risk"
 K8S = ROOT / "k8s"
-KSERVE_CRD = ROOT / "tests" / "fixtures" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+# KServe's InferenceService CRD per release the chart supports (kserve.version); 0.17 to 0.19 ship the
+# same CRD (identical bytes), kept once as v0.19.0. Source and licence: tests/fixtures/README.md.
+KSERVE_CRD_DIR = ROOT / "tests" / "fixtures" / "kserve"
+KSERVE_CRDS = {
+    version: KSERVE_CRD_DIR / f"inferenceservices-{tag}.yaml.gz"
+    for version, tag in {
+        "0.15": "v0.15.2", "0.16": "v0.16.0", "0.17": "v0.19.0", "0.18": "v0.19.0", "0.19": "v0.19.0",
+        "0.20": "v0.20.0",
+    }.items()
+}  # fmt: skip
 RELEASE = "credit-risk"
 NAMESPACE = "scoring"
 KUBERNETES_VERSION = "1.30.0"
@@ -64,8 +73,11 @@ def yaml_module() -> Any:
 # The model sources the chart supports, as values.
 MODEL_SOURCES: dict[str, dict] = {
     "uri": {
-        "model": {"uri": "models:/credit-risk@champion"},
+        "model": {"uri": "models:/credit-risk/3"},
         "mlflow": {"trackingUri": "http://mlflow.mlflow:5000"},
+    },
+    "storage": {
+        "model": {"storageUri": "s3://models/credit-risk/3", "storage": {"secretName": "s3-credentials"}}
     },
     "hostPath": {
         "model": {"volume": {"type": "hostPath", "hostPath": {"path": "/var/local/credit-risk-model"}}}
@@ -94,7 +106,7 @@ def combo_values(mode: str, monitoring: bool, network_policy: bool, source: str)
         }})  # fmt: skip
     if network_policy:
         values = deep_merge(values, {"networkPolicy": {"enabled": True}})
-        if source == "uri":  # the registry must be reachable: the chart refuses a DNS-only egress otherwise
+        if source in ("uri", "storage"):  # the chart refuses a DNS-only egress when the model is remote
             values = deep_merge(values, {"networkPolicy": {"egress": {"extraRules": [
                 {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mlflow"}}}],
                  "ports": [{"port": 5000, "protocol": "TCP"}]},
@@ -210,3 +222,21 @@ def pod_specs(objects: list[dict]) -> list[tuple[str, dict]]:
         elif obj["kind"] == "Pod":
             specs.append((name, obj["spec"]))
     return specs
+
+
+def arg(args: list[str], flag: str) -> str:
+    assert flag in args, f"{flag} missing from the container args {args}"
+    return args[args.index(flag) + 1]
+
+
+def predictor_container(objects: list[dict]) -> dict:
+    workloads = by_kind(objects, "Deployment") + by_kind(objects, "InferenceService")
+    assert len(workloads) == 1, [o["kind"] for o in objects]
+    workload = workloads[0]
+    spec = (
+        workload["spec"]["template"]["spec"]
+        if workload["kind"] == "Deployment"
+        else workload["spec"]["predictor"]
+    )
+    (container,) = spec["containers"]
+    return container

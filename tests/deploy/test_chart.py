@@ -20,10 +20,12 @@ from tests.deploy.conftest import (
     NAMESPACE,
     RELEASE,
     ROOT,
+    arg,
     by_kind,
     combo_values,
     deep_merge,
     one,
+    predictor_container,
     run_helm,
     yaml_module,
 )
@@ -31,24 +33,6 @@ from tests.deploy.conftest import (
 RULES = ROOT / "monitoring" / "prometheus" / "credit-risk-rules.yml"
 DASHBOARDS = ROOT / "monitoring" / "grafana" / "dashboards"
 HOSTPATH = combo_values("deployment", False, False, "hostPath")
-
-
-def arg(args: list[str], flag: str) -> str:
-    assert flag in args, f"{flag} missing from the container args {args}"
-    return args[args.index(flag) + 1]
-
-
-def predictor_container(objects: list[dict]) -> dict:
-    workloads = by_kind(objects, "Deployment") + by_kind(objects, "InferenceService")
-    assert len(workloads) == 1, [o["kind"] for o in objects]
-    workload = workloads[0]
-    spec = (
-        workload["spec"]["template"]["spec"]
-        if workload["kind"] == "Deployment"
-        else workload["spec"]["predictor"]
-    )
-    (container,) = spec["containers"]
-    return container
 
 
 # ------------------------------------------------------------------------------------------ lint + render
@@ -84,8 +68,13 @@ def test_render(render: Callable[..., list[dict]], combo: tuple) -> None:
     container = predictor_container(objects)
     uri = arg(container["args"], "--model-uri")
     if source == "uri":
-        assert uri == "models:/credit-risk@champion"
+        assert uri == "models:/credit-risk/3"
         assert {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.mlflow:5000"} in container["env"]
+    elif source == "storage":
+        assert uri == "/mnt/models"
+        assert any(m["mountPath"] == "/mnt/models" for m in container["volumeMounts"]) == (
+            mode == "deployment"
+        )
     else:
         mounts = {m["name"]: m for m in container["volumeMounts"]}
         assert uri == mounts["model"]["mountPath"] == "/models"
@@ -122,7 +111,14 @@ BAD_VALUES = [
         {"model": {"uri": "s3://bucket/model.onnx"}}, "model.uri: Does not match pattern", id="bad-uri"
     ),
     pytest.param({"resources": {"limits": {"memory": "lots"}}}, "resources.limits.memory", id="bad-quantity"),
-]
+    pytest.param({"model": {"storageUri": "ftp://host/model"}}, "model.storageUri: Does not match pattern", id="bad-storage-scheme"),
+    pytest.param({"model": {"storageUri": "/models/a.onnx"}}, "model.storageUri: Does not match pattern", id="storage-path"),
+    pytest.param({"kserve": {"version": "0.14"}}, "kserve.version", id="unsupported-kserve"),
+    pytest.param({"kserve": {"deploymentMode": "Raw"}}, "kserve.deploymentMode", id="bad-kserve-mode"),
+    pytest.param({"rollout": {"maxSurge": "all"}}, "rollout.maxSurge", id="bad-surge"),
+    pytest.param({"podDisruptionBudget": {"maxUnavailable": "0%"}}, "podDisruptionBudget.maxUnavailable", id="pdb-zero-percent"),
+    pytest.param({"model": {"storage": {"s3": {"endpoint": "minio:9000"}}}}, "model.storage.s3.endpoint", id="endpoint-without-scheme"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("bad", "message"), BAD_VALUES)
@@ -139,8 +135,23 @@ def test_bad_values_fail_schema(
 
 
 FAILING_COMBINATIONS = [
-    pytest.param({"mode": "deployment"}, "no model: set model.uri", id="no-model"),
-    pytest.param({"model": {"uri": "models:/credit-risk@champion"}}, "set mlflow.trackingUri", id="registry-without-mlflow"),
+    pytest.param({"mode": "deployment"}, "no model: set model.storageUri", id="no-model"),
+    pytest.param({"model": {"uri": "models:/credit-risk/3"}}, "set mlflow.trackingUri", id="registry-without-mlflow"),
+    pytest.param({"model": {"uri": "models:/credit-risk@champion"}, "mlflow": {"trackingUri": "http://mlflow:5000"}},
+                 "Pin the version (models:/NAME/VERSION", id="alias-without-allow-alias"),
+    pytest.param({**HOSTPATH, "model": {**HOSTPATH["model"], "storageUri": "s3://m/1"}},
+                 "model.storageUri, model.volume.type are all set", id="two-model-sources"),
+    pytest.param({"model": {"uri": "models:/credit-risk/3", "storageUri": "s3://m/1"}, "mlflow": {"trackingUri": "http://m"}},
+                 "model.uri, model.storageUri are all set", id="uri-and-storage"),
+    pytest.param({"model": {"uri": "/models/a.onnx", "file": "b.onnx"}}, "name the file in model.uri", id="file-with-uri"),
+    pytest.param({"model": {"storageUri": "s3://m/1", "storage": {"s3": {"endpoint": "http://minio:9000"}}}},
+                 "in kserve mode KServe's storage initializer reads them from the annotations", id="s3-values-in-kserve-mode"),
+    pytest.param({"model": {"storageUri": "s3://m/1", "storage": {"secretName": "s3"}}, "serviceAccount": {"create": False}},
+                 "list it on your ServiceAccount", id="kserve-secret-without-chart-service-account"),
+    pytest.param({"mode": "deployment", "model": {"storageUri": "s3://m/1"}, "networkPolicy": {"enabled": True}},
+                 "allows only DNS", id="storage-behind-dns-only-egress"),
+    pytest.param({**HOSTPATH, "podDisruptionBudget": {"minAvailable": 1}}, "exactly one of maxUnavailable and minAvailable",
+                 id="pdb-both-bounds"),
     pytest.param({"model": {"volume": {"type": "pvc"}}}, "set model.volume.pvc.claimName", id="pvc-without-claim"),
     pytest.param({"model": {"volume": {"type": "hostPath"}}}, "set model.volume.hostPath.path", id="hostpath-without-path"),
     pytest.param(
@@ -195,7 +206,7 @@ def test_grace_period_drives_the_pod_termination(render: Callable[..., list[dict
 
 def test_server_values_become_flags(render: Callable[..., list[dict]]) -> None:
     values = deep_merge(HOSTPATH, {
-        "model": {"name": "scorer", "volume": {"mountPath": "/mnt/model", "file": "credit-risk-v7.onnx"}},
+        "model": {"name": "scorer", "file": "credit-risk-v7.onnx", "volume": {"mountPath": "/mnt/model"}},
         "server": {"httpPort": 9000, "workers": 3, "intraOpThreads": 2, "threshold": 0.42, "maxBatchRows": 500,
                    "maxRequestBytes": 134217728, "driftWindowSeconds": 600, "accessLog": True,
                    "extraArgs": ["--access-log", "false"]},
@@ -255,7 +266,8 @@ def test_deployment_mode_scaling(render: Callable[..., list[dict]]) -> None:
     objects = render(HOSTPATH)
     deployment, hpa = one(objects, "Deployment"), one(objects, "HorizontalPodAutoscaler")
     assert "replicas" not in deployment["spec"]  # the HPA owns it
-    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    # Every new pod at once, the old ones only once all new ones are Ready: one model-load time per rollout.
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "100%", "maxUnavailable": 0}
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                              "name": deployment["metadata"]["name"]}  # fmt: skip
@@ -279,16 +291,6 @@ def test_monitoring_objects_need_the_operator_api(render: Callable[..., list[dic
     }
     assert {"ServiceMonitor", "PrometheusRule"} <= forced
     assert {"ServiceMonitor", "PrometheusRule"} <= {o["kind"] for o in render(values, monitoring_crds=True)}
-
-
-def test_prometheus_rule_is_the_monitoring_file_verbatim(render: Callable[..., list[dict]]) -> None:
-    rule = one(render(combo_values("kserve", True, False, "pvc")), "PrometheusRule")
-    assert rule["spec"] == yaml_module().safe_load(RULES.read_text())
-    # Prometheus templates in annotations survive (the file is never run through helm's tpl).
-    text = RULES.read_text()
-    if "{{" in text:
-        rendered = json.dumps(rule)
-        assert "{{ $labels" in rendered or "{{ $value" in rendered or "{{$" in rendered
 
 
 def test_dashboards_become_labelled_config_maps(render: Callable[..., list[dict]]) -> None:

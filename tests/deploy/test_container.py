@@ -95,7 +95,7 @@ class Rendered:
     def __init__(self, deployment: dict) -> None:
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        self.container = container
+        self.pod, self.container = pod, container
         self.command: list[str] = container.get("command", [])
         self.args: list[str] = container.get("args", [])
         self.env: dict[str, str] = {}
@@ -129,24 +129,55 @@ class Rendered:
         self.model_name = self.args[self.args.index("--model-name") + 1]
 
     def docker_run_args(self, name: str, host_port: int, image: str) -> list[str]:
-        size = self.tmp_size.replace("Mi", "m").replace("Gi", "g")
-        args = ["run", "--detach", "--name", name, "--user", self.user,
-                "--tmpfs", f"{self.tmp_mount}:rw,exec,nosuid,nodev,size={size}",
-                "--volume", f"{self.model_host_path}:{self.model_mount}:{'ro' if self.model_read_only else 'rw'}",
-                "--publish", f"127.0.0.1:{host_port}:{self.port}"]  # fmt: skip
-        if self.read_only_root:
-            args.append("--read-only")
-        if self.drop_all:
-            args += ["--cap-drop", "ALL"]
-        if self.no_new_privileges:
-            args += ["--security-opt", "no-new-privileges"]
-        for key, value in self.env.items():
-            args += ["--env", f"{key}={value}"]
-        if self.command:  # Kubernetes `command` replaces the image's ENTRYPOINT, `args` its CMD
-            args += ["--entrypoint", self.command[0], image, *self.command[1:], *self.args]
+        return docker_run_args(self.pod, self.container, image, name=name,
+                               extra=["--detach", "--publish", f"127.0.0.1:{host_port}:{self.port}"])  # fmt: skip
+
+
+def docker_run_args(
+    pod: dict, container: dict, image: str, *, name: str, volumes: dict[str, str] | None = None,
+    secrets: dict[str, dict[str, str]] | None = None, extra: list[str] | tuple[str, ...] = (),
+) -> list[str]:  # fmt: skip
+    """``docker run`` arguments that reproduce one container of a rendered pod spec, as the kubelet would
+    run it: user and group, read-only root, dropped capabilities, no new privileges; every volumeMount
+    (an emptyDir as a tmpfs unless ``volumes`` maps it to a docker volume shared with another container, a
+    hostPath as a bind mount, a configMap/secret from ``volumes``, subPath and readOnly honoured); env with
+    ``secretKeyRef`` resolved from ``secrets`` (what the kubelet reads from the Secret); command/args."""
+    volumes, secrets = volumes or {}, secrets or {}
+    context = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
+    args = ["run", "--name", name, "--user", f"{context['runAsUser']}:{context['runAsGroup']}", *extra]
+    if context.get("readOnlyRootFilesystem"):
+        args.append("--read-only")
+    if "ALL" in context.get("capabilities", {}).get("drop", []):
+        args += ["--cap-drop", "ALL"]
+    if context.get("allowPrivilegeEscalation") is False:
+        args += ["--security-opt", "no-new-privileges"]
+    pod_volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        volume, mode = pod_volumes[mount["name"]], "ro" if mount.get("readOnly") else "rw"
+        if "emptyDir" in volume and mount["name"] not in volumes:
+            size = volume["emptyDir"].get("sizeLimit", "64Mi").replace("Mi", "m").replace("Gi", "g")
+            args += ["--tmpfs", f"{mount['mountPath']}:rw,exec,nosuid,nodev,size={size}"]
+            continue
+        source = volumes.get(mount["name"]) or volume["hostPath"]["path"]
+        if mount.get("subPath"):
+            source = f"{source}/{mount['subPath']}"
+        args += ["--volume", f"{source}:{mount['mountPath']}:{mode}"]
+    for var in container.get("env", []):
+        if "value" in var:
+            value = var["value"]
         else:
-            args += [image, *self.args]
-        return args
+            ref = var["valueFrom"]["secretKeyRef"]
+            value = secrets.get(ref["name"], {}).get(ref["key"])
+            if value is None:
+                assert ref.get("optional"), (
+                    f"env {var['name']}: Secret {ref['name']} key {ref['key']} missing"
+                )
+                continue
+        args += ["--env", f"{var['name']}={value}"]
+    command = container.get("command", [])
+    if command:  # Kubernetes `command` replaces the image's ENTRYPOINT, `args` its CMD
+        return [*args, "--entrypoint", command[0], image, *command[1:], *container.get("args", [])]
+    return [*args, image, *container.get("args", [])]
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +305,69 @@ def test_a_read_only_root_without_tmp_fails_with_one_line(image: str, model_dir:
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "mount an emptyDir at /tmp" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_storage_uri_init_container_then_predictor(
+    image: str,
+    render: Callable[..., list[dict]],
+    model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """Deployment mode with ``model.storageUri``: the rendered init container (the same image, KServe's
+    downloader) fetches the model from an S3 endpoint behind TLS with a private CA, with the credentials
+    the kubelet takes from the Secret, into the shared volume; then the rendered predictor serves it from
+    that volume, read-only, and passes the smoke test. Both run exactly as rendered (see docker_run_args)."""
+    from tests.servers import KEY_ID, SECRET, private_ca, s3_server
+
+    ca_dir = tmp_path / "storage-ca"
+    ca_dir.mkdir(mode=0o755)
+    ca = private_ca(tmp_path)
+    (ca_dir / "ca.crt").write_bytes(ca.bundle.read_bytes())
+    (ca_dir / "ca.crt").chmod(0o644)
+    ca_dir.chmod(0o755)
+    http_port = free_port()
+    volume = f"credit-risk-model-store-{http_port}"
+    with s3_server(ca) as s3:
+        uri = s3.upload("models", model_dir, "credit-risk/1")
+        values = {"mode": "deployment", "image": {"repository": IMAGE_REPOSITORY, "tag": IMAGE_TAG},
+                  "server": {"httpPort": http_port},
+                  "model": {"storageUri": uri, "storage": {"secretName": "s3-credentials", "s3": {
+                      "endpoint": s3.endpoint, "caBundleConfigMap": "storage-ca", "caBundleKey": "ca.crt"}}}}  # fmt: skip
+        pod = one(render(values), "Deployment")["spec"]["template"]["spec"]
+        (init,), (predictor,) = pod["initContainers"], pod["containers"]
+        docker("volume", "create", volume)
+        names = [f"{volume}-init", f"{volume}-predictor"]
+        try:
+            # An emptyDir is writable by the pod's fsGroup; a fresh docker volume is root's: hand it over.
+            group = pod["securityContext"]["fsGroup"]
+            docker("run", "--rm", "--user", "0", "--volume", f"{volume}:/v", "--entrypoint", "chown", image,
+                   f"{init['securityContext']['runAsUser']}:{group}", "/v")  # fmt: skip
+            started = time.monotonic()
+            result = docker(*docker_run_args(
+                pod, init, image, name=names[0], volumes={"model-store": volume, "storage-ca": str(ca_dir)},
+                secrets={"s3-credentials": {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}},
+                extra=["--network", "host"],
+            ), timeout=300, check=False)  # fmt: skip
+            assert result.returncode == 0, (
+                f"storage initializer failed:\n{result.stdout}\n{result.stderr[-4000:]}"
+            )
+            report(capsys, f"storage initializer: {uri} over TLS in {time.monotonic() - started:.1f}s")
+            docker(*docker_run_args(pod, predictor, image, name=names[1], volumes={"model-store": volume},
+                                    extra=["--detach", "--publish", f"127.0.0.1:{http_port}:{http_port}"]))  # fmt: skip
+            base = f"http://127.0.0.1:{http_port}"
+            wait_ready(names[1], base + predictor["readinessProbe"]["httpGet"]["path"])
+            smoke = subprocess.run(
+                [sys.executable, str(K8S / "smoke.py"), "--url", base, "--expected", str(model_dir / "expected.json"),
+                 "--wait", "30"], capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+            assert smoke.returncode == 0, f"{smoke.stdout}\n{smoke.stderr}\n{logs(names[1])}"
+            # The predictor got the model, not the credentials.
+            env = docker("exec", names[1], "env").stdout
+            assert "AWS_SECRET_ACCESS_KEY" not in env and "AWS_ACCESS_KEY_ID" not in env
+            probe = docker("exec", names[1], "python", "-c", "open('/mnt/models/x', 'w')", check=False)
+            assert probe.returncode != 0 and "Read-only file system" in probe.stderr
+        finally:
+            for name in names:
+                docker("rm", "--force", name, check=False)
+            docker("volume", "rm", "--force", volume, check=False)

@@ -1,7 +1,8 @@
 """Every rendered object validated against its schema, and the pod security rules of the chart.
 
 * Core kinds: ``kubernetes-validate`` (strict: unknown fields fail) against Kubernetes 1.30.0.
-* InferenceService: the KServe CRD's v1beta1 ``openAPIV3Schema`` (tests/fixtures/kserve/, KServe v0.20) with ``jsonschema``,
+* InferenceService: the KServe CRD's v1beta1 ``openAPIV3Schema`` of every supported KServe release
+  (tests/fixtures/kserve/, KServe v0.15 to v0.20) with ``jsonschema``,
   made strict: a CRD schema leaves objects open unless they say otherwise, the API server prunes unknown
   fields silently, so every object with ``properties`` (and without ``x-kubernetes-preserve-unknown-fields``
   or its own ``additionalProperties``) gets ``additionalProperties: false`` — a misspelled field fails.
@@ -14,6 +15,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import gzip
 import re
 import subprocess
 from collections.abc import Callable
@@ -23,8 +26,9 @@ from typing import Any
 import pytest
 
 from tests.deploy.conftest import (
+    CHART,
     COMBOS,
-    KSERVE_CRD,
+    KSERVE_CRDS,
     KUBERNETES_VERSION,
     NAMESPACE,
     by_kind,
@@ -72,18 +76,27 @@ def strict(schema: Any) -> Any:
     return out
 
 
-@pytest.fixture(scope="session")
-def isvc_validator() -> Any:
+@functools.cache
+def isvc_validator_for(kserve_version: str) -> Any:
+    """The strict v1beta1 schema of the InferenceService CRD of one KServe release (``kserve.version``)."""
     jsonschema = require_module("jsonschema")
     yaml = yaml_module()
-    if not KSERVE_CRD.is_file():
-        pytest.fail(f"the KServe CRD is missing at {KSERVE_CRD} (tests/fixtures/kserve/)")
+    path = KSERVE_CRDS[kserve_version]
+    if not path.is_file():
+        pytest.fail(f"the KServe {kserve_version} CRD is missing at {path} (tests/fixtures/kserve/)")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    crd = yaml.load(KSERVE_CRD.read_text(), Loader=loader)
+    crd = yaml.load(gzip.decompress(path.read_bytes()), Loader=loader)
     assert crd["spec"]["names"]["kind"] == "InferenceService"
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
-    schema = strict(version["schema"]["openAPIV3Schema"])
-    return jsonschema.Draft7Validator(schema)
+    return jsonschema.Draft7Validator(strict(version["schema"]["openAPIV3Schema"]))
+
+
+@pytest.fixture(scope="session")
+def isvc_validator() -> Any:
+    """The default kserve.version's CRD."""
+    return isvc_validator_for(
+        yaml_module().safe_load((CHART / "values.yaml").read_text())["kserve"]["version"]
+    )
 
 
 def isvc_errors(validator: Any, isvc: dict) -> list[str]:
@@ -160,6 +173,25 @@ def test_serverless_and_fixed_replicas_match_the_crd(
                       {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}):  # fmt: skip
         isvc = one(render({**pvc, **extra}), "InferenceService")
         assert not isvc_errors(isvc_validator, isvc), extra
+
+
+@pytest.mark.parametrize("kserve_version", sorted(KSERVE_CRDS))
+@pytest.mark.parametrize("mode", ["Standard", "Knative", "RawDeployment", "Serverless"])
+def test_every_kserve_release_gets_its_own_mode_names_and_a_valid_object(
+    render: Callable[..., list[dict]], kserve_version: str, mode: str
+) -> None:
+    """0.16 renamed RawDeployment/Serverless to Standard/Knative; 0.15 falls back to the cluster default
+    on a name it does not know, so the chart writes the name the release expects, whichever was given."""
+    serverless = mode in ("Knative", "Serverless")
+    values = combo_values("kserve", True, False, "pvc" if serverless else "storage")
+    isvc = one(
+        render({**values, "kserve": {"version": kserve_version, "deploymentMode": mode}}), "InferenceService"
+    )
+    old = tuple(int(p) for p in kserve_version.split(".")) < (0, 16)
+    expected = {(False, False): "Standard", (False, True): "Knative", (True, False): "RawDeployment",
+                (True, True): "Serverless"}[(old, serverless)]  # fmt: skip
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == expected
+    assert not isvc_errors(isvc_validator_for(kserve_version), isvc)
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: credit-risk
 {{- end }}
 
+{{/* Labels that never change with a chart or image bump: the InferenceService's own labels (KServe copies
+     them into the pod template, where a changing label would restart every pod on each upgrade). */}}
+{{- define "credit-risk.stableLabels" -}}
+app.kubernetes.io/name: {{ include "credit-risk.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: credit-risk
+{{- end }}
+
 {{/* Labels that pick the predictor pods, in both modes (kserve: set through spec.predictor.labels). */}}
 {{- define "credit-risk.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "credit-risk.name" . }}
@@ -64,7 +73,19 @@ app.kubernetes.io/component: predictor
 {{/* ------------------------------------------------------------------------------------ mode */}}
 
 {{- define "credit-risk.kserveServerless" -}}
-{{- if and (eq .Values.mode "kserve") (eq .Values.kserve.deploymentMode "Serverless") }}true{{ end }}
+{{- if and (eq .Values.mode "kserve") (has .Values.kserve.deploymentMode (list "Knative" "Serverless")) }}true{{ end }}
+{{- end }}
+
+{{/* The deployment-mode name the cluster's KServe release understands: 0.16 renamed RawDeployment to
+     Standard and Serverless to Knative (the old names stay as deprecated aliases); 0.15 knows only the old
+     ones and would silently fall back to the cluster default on a new one. */}}
+{{- define "credit-risk.kserveDeploymentMode" -}}
+{{- $serverless := eq (include "credit-risk.kserveServerless" .) "true" }}
+{{- if semverCompare "<0.16.0-0" (printf "%s.0" .Values.kserve.version) }}
+{{- ternary "Serverless" "RawDeployment" $serverless }}
+{{- else }}
+{{- ternary "Knative" "Standard" $serverless }}
+{{- end }}
 {{- end }}
 
 {{/* Name of the container port: Knative accepts only http1 / h2c, so kserve mode uses http1. */}}
@@ -83,30 +104,78 @@ app.kubernetes.io/component: predictor
 
 {{/* ------------------------------------------------------------------------------------ model */}}
 
-{{/* --model-uri: model.uri if set, else the model volume's mount path (+ file). Fails early, with the
-     fix in the message, on a combination that could never serve. */}}
+{{/* Where the model comes from: "uri", "storage" or "volume" — exactly one. Fails early, with the fix in
+     the message, on a combination that could never serve. */}}
+{{- define "credit-risk.modelSource" -}}
+{{- $m := .Values.model }}
+{{- $set := list }}
+{{- if $m.uri }}{{ $set = append $set "model.uri" }}{{ end }}
+{{- if $m.storageUri }}{{ $set = append $set "model.storageUri" }}{{ end }}
+{{- if ne $m.volume.type "none" }}{{ $set = append $set "model.volume.type" }}{{ end }}
+{{- if gt (len $set) 1 }}
+{{- fail (printf "the model comes from exactly one place; %s are all set: keep one (set the others to \"\" / none)" (join ", " $set)) }}
+{{- else if not $set }}
+{{- fail "no model: set model.storageUri (s3://, gs://, https://, pvc://), model.uri (models:/NAME/VERSION with mlflow.trackingUri, or a path in the image) or model.volume.type (hostPath or pvc)" }}
+{{- end }}
+{{- if $m.uri }}uri{{ else if $m.storageUri }}storage{{ else }}volume{{ end }}
+{{- end }}
+
+{{/* pvc://CLAIM/PATH -> dict claim, subPath; only for a pvc:// storageUri. */}}
+{{- define "credit-risk.pvcStorage" -}}
+{{- $rest := trimPrefix "pvc://" .Values.model.storageUri }}
+{{- $parts := splitn "/" 2 $rest }}
+{{- dict "claim" $parts._0 "subPath" (default "" $parts._1 | trimSuffix "/") | toYaml }}
+{{- end }}
+
+{{/* "true" when the chart must download the model before the predictor starts (deployment mode). */}}
+{{- define "credit-risk.storageInitializer" -}}
+{{- $uri := .Values.model.storageUri }}
+{{- if and (eq .Values.mode "deployment") $uri (not (hasPrefix "pvc://" $uri)) }}true{{ end }}
+{{- end }}
+
+{{/* --model-uri of the predictor container. */}}
 {{- define "credit-risk.modelUri" -}}
 {{- $m := .Values.model }}
 {{- $v := $m.volume }}
+{{- $source := include "credit-risk.modelSource" . }}
+{{- if eq $source "uri" }}
+{{- if $m.file }}
+{{- fail (printf "model.file %s applies to model.storageUri and model.volume; with model.uri name the file in model.uri itself" $m.file) }}
+{{- end }}
+{{- if and (regexMatch "^models:/[^/@]+@" $m.uri) (not $m.allowAlias) }}
+{{- fail (printf "model.uri %s names an alias: each pod would resolve it when it starts, so an alias move reaches no pod until a restart and then pods serve mixed versions. Pin the version (models:/NAME/VERSION; k8s/rollout.sh resolves the alias and rolls the release out), or set model.allowAlias=true" $m.uri) }}
+{{- end }}
+{{- if and (hasPrefix "models:/" $m.uri) (not (include "credit-risk.hasTrackingUri" .)) }}
+{{- fail (printf "model.uri %s is a registry URI: set mlflow.trackingUri (or an extraEnv MLFLOW_TRACKING_URI) so the predictor can resolve it" $m.uri) }}
+{{- end }}
+{{- $m.uri }}
+{{- else }}
 {{- if eq $v.type "hostPath" }}
 {{- if not $v.hostPath.path }}{{ fail "model.volume.type is hostPath: set model.volume.hostPath.path (a folder of the node holding the .onnx model)" }}{{ end }}
 {{- else if eq $v.type "pvc" }}
 {{- if not $v.pvc.claimName }}{{ fail "model.volume.type is pvc: set model.volume.pvc.claimName (an existing PersistentVolumeClaim holding the .onnx model)" }}{{ end }}
 {{- end }}
-{{- if $m.uri }}
-{{- if and (hasPrefix "models:/" $m.uri) (not (include "credit-risk.hasTrackingUri" .)) }}
-{{- fail (printf "model.uri %s is a registry URI: set mlflow.trackingUri (or an extraEnv MLFLOW_TRACKING_URI) so the predictor can resolve it" $m.uri) }}
+{{- $dir := ternary "/mnt/models" (trimSuffix "/" $v.mountPath) (eq $source "storage") }}
+{{- if $m.file }}{{ printf "%s/%s" $dir $m.file }}{{ else }}{{ $dir }}{{ end }}
 {{- end }}
-{{- $m.uri }}
-{{- else if ne $v.type "none" }}
-{{- if $v.file }}
-{{- printf "%s/%s" (trimSuffix "/" $v.mountPath) $v.file }}
-{{- else }}
-{{- $v.mountPath }}
 {{- end }}
-{{- else }}
-{{- fail "no model: set model.uri (models:/NAME@ALIAS with mlflow.trackingUri, or a path in the image) or model.volume.type (hostPath or pvc)" }}
+
+{{/* What the pods serve, as one string for the credit-risk.batibank.io/model-source pod annotation: a new
+     model version changes the pod template, so it is a rollout, and `kubectl get pods -o yaml` says which. */}}
+{{- define "credit-risk.modelSourceAnnotation" -}}
+{{- $m := .Values.model }}
+{{- $source := include "credit-risk.modelSource" . }}
+{{- if eq $source "uri" }}{{ $m.uri }}
+{{- else if eq $source "storage" }}{{ $m.storageUri }}{{ with $m.file }}#{{ . }}{{ end }}
+{{- else if eq $m.volume.type "hostPath" }}hostPath:{{ $m.volume.hostPath.path }}{{ with $m.file }}/{{ . }}{{ end }}
+{{- else }}pvc://{{ $m.volume.pvc.claimName }}{{ with $m.volume.pvc.subPath }}/{{ . }}{{ end }}{{ with $m.file }}#{{ . }}{{ end }}
 {{- end }}
+{{- end }}
+
+{{/* "true" when the pod must reach the network beyond DNS to get its model. */}}
+{{- define "credit-risk.modelNeedsEgress" -}}
+{{- $m := .Values.model }}
+{{- if or (hasPrefix "models:/" $m.uri) (and $m.storageUri (not (hasPrefix "pvc://" $m.storageUri))) }}true{{ end }}
 {{- end }}
 
 {{- define "credit-risk.hasTrackingUri" -}}
@@ -161,8 +230,15 @@ app.kubernetes.io/component: predictor
     {{- range $s.extraArgs }}
     - {{ . | quote }}
     {{- end }}
-  {{- if or .Values.mlflow.trackingUri .Values.extraEnv }}
+  {{- $kserveStorage := and (eq .Values.mode "kserve") .Values.model.storageUri }}
+  {{- if or .Values.mlflow.trackingUri .Values.extraEnv $kserveStorage }}
   env:
+    {{- if $kserveStorage }}
+    # KServe's webhook sees STORAGE_URI on a custom container and adds its storage initializer (or, for
+    # pvc://, mounts the claim) at /mnt/models.
+    - name: STORAGE_URI
+      value: {{ .Values.model.storageUri | quote }}
+    {{- end }}
     {{- if .Values.mlflow.trackingUri }}
     - name: MLFLOW_TRACKING_URI
       value: {{ .Values.mlflow.trackingUri | quote }}
@@ -170,6 +246,10 @@ app.kubernetes.io/component: predictor
     {{- with .Values.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+  {{- end }}
+  {{- with .Values.envFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
   {{- end }}
   ports:
     - name: {{ include "credit-risk.portName" . }}
@@ -218,13 +298,88 @@ app.kubernetes.io/component: predictor
       {{- if and (eq .Values.model.volume.type "pvc") .Values.model.volume.pvc.subPath }}
       subPath: {{ .Values.model.volume.pvc.subPath | quote }}
       {{- end }}
+    {{- else if and (eq .Values.mode "deployment") (hasPrefix "pvc://" .Values.model.storageUri) }}
+    {{- $pvc := include "credit-risk.pvcStorage" . | fromYaml }}
+    - name: model
+      mountPath: /mnt/models
+      readOnly: true
+      {{- with $pvc.subPath }}
+      subPath: {{ . | quote }}
+      {{- end }}
+    {{- else if include "credit-risk.storageInitializer" . }}
+    - name: model-store
+      mountPath: /mnt/models
+      readOnly: true
+    {{- end }}
+    {{- with .Values.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end }}
+
+{{/* Deployment mode's storage initializer: the predictor image running KServe's downloader
+     (python -m serving.storage, the kserve-storage library) into the model-store emptyDir, with
+     KServe's environment variables, so the model arrives exactly as KServe's initializer would fetch it. */}}
+{{- define "credit-risk.storageInitializerContainer" -}}
+{{- $st := .Values.model.storage }}
+{{- $uri := .Values.model.storageUri }}
+- name: storage-initializer
+  image: {{ include "credit-risk.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command: ["python", "-m", "serving.storage"]
+  args:
+    - {{ $uri | quote }}
+    - /mnt/models
+  {{- $env := list }}
+  {{- if hasPrefix "s3://" $uri }}
+  {{- with $st.secretName }}
+  {{- range $key := list "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" }}
+  {{- $env = append $env (dict "name" $key "valueFrom" (dict "secretKeyRef" (dict "name" $st.secretName "key" $key "optional" true))) }}
+  {{- end }}
+  {{- end }}
+  {{- with $st.s3.endpoint }}{{ $env = append $env (dict "name" "AWS_ENDPOINT_URL" "value" .) }}{{ end }}
+  {{- with $st.s3.region }}{{ $env = append $env (dict "name" "AWS_DEFAULT_REGION" "value" .) }}{{ end }}
+  {{- $env = append $env (dict "name" "S3_VERIFY_SSL" "value" (ternary "1" "0" $st.s3.verifySsl)) }}
+  {{- $env = append $env (dict "name" "S3_USER_VIRTUAL_BUCKET" "value" (ternary "true" "false" $st.s3.virtualHostedStyle)) }}
+  {{- if $st.s3.caBundleConfigMap }}
+  {{- $env = append $env (dict "name" "AWS_CA_BUNDLE" "value" (printf "/etc/credit-risk/storage-ca/%s" $st.s3.caBundleKey)) }}
+  {{- end }}
+  {{- else if and (hasPrefix "gs://" $uri) $st.secretName }}
+  {{- $env = append $env (dict "name" "GOOGLE_APPLICATION_CREDENTIALS" "value" "/etc/credit-risk/storage-secret/gcloud-application-credentials.json") }}
+  {{- end }}
+  {{- with $env }}
+  env:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  resources:
+    {{- toYaml $st.resources | nindent 4 }}
+  securityContext:
+    {{- include "credit-risk.containerSecurityContext" . | nindent 4 }}
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
+    - name: model-store
+      mountPath: /mnt/models
+    {{- if and (hasPrefix "gs://" $uri) $st.secretName }}
+    - name: storage-secret
+      mountPath: /etc/credit-risk/storage-secret
+      readOnly: true
+    {{- end }}
+    {{- if and (hasPrefix "s3://" $uri) $st.s3.caBundleConfigMap }}
+    - name: storage-ca
+      mountPath: /etc/credit-risk/storage-ca
+      readOnly: true
     {{- end }}
 {{- end }}
 
 {{- define "credit-risk.containerSecurityContext" -}}
+{{- $sc := .Values.securityContext }}
 runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
+{{- if not (kindIs "invalid" $sc.runAsUser) }}
+runAsUser: {{ $sc.runAsUser }}
+{{- end }}
+{{- if not (kindIs "invalid" $sc.runAsGroup) }}
+runAsGroup: {{ $sc.runAsGroup }}
+{{- end }}
 privileged: false
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
@@ -235,11 +390,18 @@ seccompProfile:
 {{- end }}
 
 {{- define "credit-risk.podSecurityContext" -}}
+{{- $sc := .Values.securityContext }}
 runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsGroup }}
-fsGroup: {{ .Values.securityContext.fsGroup }}
+{{- if not (kindIs "invalid" $sc.runAsUser) }}
+runAsUser: {{ $sc.runAsUser }}
+{{- end }}
+{{- if not (kindIs "invalid" $sc.runAsGroup) }}
+runAsGroup: {{ $sc.runAsGroup }}
+{{- end }}
+{{- if not (kindIs "invalid" $sc.fsGroup) }}
+fsGroup: {{ $sc.fsGroup }}
 fsGroupChangePolicy: OnRootMismatch
+{{- end }}
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
@@ -262,6 +424,35 @@ seccompProfile:
   persistentVolumeClaim:
     claimName: {{ $v.pvc.claimName | quote }}
     readOnly: true
+{{- else if and (eq .Values.mode "deployment") (hasPrefix "pvc://" .Values.model.storageUri) }}
+- name: model
+  persistentVolumeClaim:
+    claimName: {{ (include "credit-risk.pvcStorage" . | fromYaml).claim | quote }}
+    readOnly: true
+{{- else if include "credit-risk.storageInitializer" . }}
+{{- $st := .Values.model.storage }}
+- name: model-store
+  emptyDir:
+    sizeLimit: {{ $st.sizeLimit }}
+{{- if and (hasPrefix "gs://" .Values.model.storageUri) $st.secretName }}
+- name: storage-secret
+  secret:
+    secretName: {{ $st.secretName | quote }}
+    items:
+      - key: gcloud-application-credentials.json
+        path: gcloud-application-credentials.json
+{{- end }}
+{{- if and (hasPrefix "s3://" .Values.model.storageUri) $st.s3.caBundleConfigMap }}
+- name: storage-ca
+  configMap:
+    name: {{ $st.s3.caBundleConfigMap | quote }}
+    items:
+      - key: {{ $st.s3.caBundleKey | quote }}
+        path: {{ $st.s3.caBundleKey | quote }}
+{{- end }}
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
 {{- end }}
 {{- end }}
 
@@ -291,9 +482,31 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.topologySpreadConstraints }}
+{{- if .Values.topologySpreadConstraints }}
 topologySpreadConstraints:
+  {{- toYaml .Values.topologySpreadConstraints | nindent 2 }}
+{{- else if .Values.defaultTopologySpread }}
+topologySpreadConstraints:
+  {{- range $key, $when := dict "kubernetes.io/hostname" "DoNotSchedule" "topology.kubernetes.io/zone" "ScheduleAnyway" }}
+  - topologyKey: {{ $key }}
+    maxSkew: 1
+    whenUnsatisfiable: {{ $when }}
+    nodeTaintsPolicy: Honor
+    labelSelector:
+      matchLabels:
+        {{- include "credit-risk.selectorLabels" $ | nindent 8 }}
+    matchLabelKeys:
+      - pod-template-hash
+  {{- end }}
+{{- end }}
+{{- if or (include "credit-risk.storageInitializer" .) .Values.initContainers }}
+initContainers:
+  {{- if include "credit-risk.storageInitializer" . }}
+  {{- include "credit-risk.storageInitializerContainer" . | nindent 2 }}
+  {{- end }}
+  {{- with .Values.initContainers }}
   {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end }}
 containers:
   {{- include "credit-risk.container" . | nindent 2 }}
@@ -311,9 +524,25 @@ volumes:
 {{/* Labels of the predictor pods: the selector labels win over podLabels of the same key. */}}
 {{- define "credit-risk.podLabels" -}}
 {{- $labels := include "credit-risk.selectorLabels" . | fromYaml }}
-{{- $_ := set $labels "app.kubernetes.io/version" (include "credit-risk.imageTag" . | trunc 63 | trimSuffix "-") }}
 {{- $_ := set $labels "app.kubernetes.io/part-of" "credit-risk" }}
 {{- toYaml (merge $labels (deepCopy .Values.podLabels)) }}
+{{- end }}
+
+{{/* "true" when the chart renders its ServiceMonitor (then no scrape annotations: one scrape per pod). */}}
+{{- define "credit-risk.serviceMonitorRendered" -}}
+{{- if and .Values.monitoring.serviceMonitor.enabled (include "credit-risk.operatorCRDs" .) (not (include "credit-risk.kserveServerless" .)) }}true{{ end }}
+{{- end }}
+
+{{/* Annotations of the predictor pods: the model they serve, deployment mode's scrape annotations, then
+     podAnnotations (which win). */}}
+{{- define "credit-risk.podAnnotations" -}}
+{{- $a := dict "credit-risk.batibank.io/model-source" (include "credit-risk.modelSourceAnnotation" .) }}
+{{- if and (eq .Values.mode "deployment") .Values.monitoring.podAnnotations (not (include "credit-risk.serviceMonitorRendered" .)) }}
+{{- $_ := set $a "prometheus.io/scrape" "true" }}
+{{- $_ := set $a "prometheus.io/port" (.Values.server.httpPort | int | toString) }}
+{{- $_ := set $a "prometheus.io/path" "/metrics" }}
+{{- end }}
+{{- toYaml (merge (deepCopy .Values.podAnnotations) $a) }}
 {{- end }}
 
 {{/* Checks the schema cannot express; included by the workload templates (one of them always renders). */}}
@@ -326,4 +555,18 @@ volumes:
 {{- fail "model.volume.type hostPath is not supported in KServe Serverless mode (Knative refuses hostPath volumes): use a pvc or models:/ URI, or kserve.deploymentMode=Standard" }}
 {{- end }}
 {{- $_ := include "credit-risk.modelUri" . }}
+{{- $st := .Values.model.storage }}
+{{- if and (eq .Values.mode "kserve") (or $st.s3.endpoint $st.s3.region (not $st.s3.verifySsl) $st.s3.virtualHostedStyle $st.s3.caBundleConfigMap) }}
+{{- fail "model.storage.s3.* applies to deployment mode only: in kserve mode KServe's storage initializer reads them from the annotations of the model.storage.secretName Secret (serving.kserve.io/s3-endpoint, s3-region, s3-usehttps, s3-verifyssl, s3-cabundle-configmap): set them there" }}
+{{- end }}
+{{- if and (eq .Values.mode "kserve") $st.secretName (not .Values.serviceAccount.create) }}
+{{- fail (printf "model.storage.secretName %s reaches KServe's storage initializer through the ServiceAccount's secrets: with serviceAccount.create=false, list it on your ServiceAccount %s yourself and leave model.storage.secretName empty" $st.secretName (include "credit-risk.serviceAccountName" .)) }}
+{{- end }}
+{{- if and .Values.model.storageUri (not (regexMatch "^(s3|gs|https?|pvc)://[^/]+" .Values.model.storageUri)) }}
+{{- fail (printf "model.storageUri %s: use s3://BUCKET/PATH, gs://BUCKET/PATH, https://HOST/PATH or pvc://CLAIM/PATH" .Values.model.storageUri) }}
+{{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if and $pdb.enabled (eq (kindIs "invalid" $pdb.maxUnavailable) (kindIs "invalid" $pdb.minAvailable)) }}
+{{- fail "podDisruptionBudget: set exactly one of maxUnavailable and minAvailable (the other null)" }}
+{{- end }}
 {{- end }}
