@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Everything worth reading when an e2e step failed: objects, events, descriptions and logs of the
-# release namespace (and KServe's / cert-manager's when present). Never fails itself.
+# release namespace (and KServe's / cert-manager's / the rollout flow's MinIO and MLflow when present).
+# Never fails itself; prints no Secret's data.
 #
-#   k8s/dump.sh [NAMESPACE ...]       # default: default kserve cert-manager
+#   k8s/dump.sh [NAMESPACE ...]       # default: default kserve cert-manager minio mlflow
 set +e
 namespaces=("$@")
-[ ${#namespaces[@]} -gt 0 ] || namespaces=(default kserve cert-manager)
+[ ${#namespaces[@]} -gt 0 ] || namespaces=(default kserve cert-manager minio mlflow)
 
 section() { printf '\n===== %s =====\n' "$*"; }
 
@@ -14,6 +15,13 @@ kubectl get nodes -o wide
 kubectl describe nodes | sed -n '/Allocated resources/,/Events/p'
 section "helm releases"
 helm list --all-namespaces --all
+# Every revision: which model each rollout set, and which one failed.
+helm list --all-namespaces --all --output json 2>/dev/null \
+  | python3 -c 'import json, sys; [print(r["name"], r["namespace"]) for r in json.load(sys.stdin)]' \
+  | while read -r release ns; do
+      section "helm history $ns/$release"
+      helm history "$release" --namespace "$ns"
+    done
 for ns in "${namespaces[@]}"; do
   kubectl get namespace "$ns" >/dev/null 2>&1 || continue
   section "$ns: objects"
