@@ -24,57 +24,21 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.net import free_port, get_json, http  # noqa: E402
+from harness.servers import mlflow_server, s3_server  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "rollout.json"
-KEYS = {
-    "AWS_ACCESS_KEY_ID": "bench-key-id",
-    "AWS_SECRET_ACCESS_KEY": "bench-secret",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_json(url: str, timeout: float = 2) -> dict:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.loads(response.read())
-
-
-def wait_for(url: str, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{what} not up at {url} after {seconds}s")
-
-
-@contextmanager
-def process(args: list[str], log: Path, env: dict[str, str]):
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-            proc.wait(30)
 
 
 def docker(*args: str, check: bool = True) -> str:
@@ -119,13 +83,11 @@ class Replica:
                "--model-uri", "/mnt/models", "--http-port", str(self.port))  # fmt: skip
 
     def version(self) -> str | None:
+        url = f"http://127.0.0.1:{self.port}"
         try:
-            if (
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/health/ready", timeout=2).status
-                != 200
-            ):
+            if http("GET", url + "/v2/health/ready", timeout=2).status != 200:
                 return None
-            return get_json(f"http://127.0.0.1:{self.port}/v2/models/credit-risk")["versions"][0]
+            return get_json(url + "/v2/models/credit-risk", timeout=2)["versions"][0]
         except OSError:
             return None
 
@@ -171,27 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_build:
         docker("build", "-t", args.image, str(ROOT))
     work = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
-    s3_port, mlflow_port = free_port(), free_port()
-    endpoint = f"http://127.0.0.1:{s3_port}"
-    tracking = f"http://127.0.0.1:{mlflow_port}"
-    storage_env = {**KEYS, "AWS_ENDPOINT_URL": endpoint, "MLFLOW_S3_ENDPOINT_URL": endpoint}
-    pod_env = {**storage_env, "MLFLOW_TRACKING_URI": tracking}
-    host_env = {**os.environ, **pod_env, "PYTHONPATH": str(ROOT)}
-    bin_dir = Path(sys.executable).parent
     results: dict = {"replicas": args.replicas, "image": args.image, "releases": {}}
     with ExitStack() as stack:
-        stack.enter_context(process([str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
-                                    work / "s3.log", host_env))  # fmt: skip
-        wait_for(endpoint, 60, "moto S3")
-        import boto3
-
-        boto3.client("s3", endpoint_url=endpoint, **{k.lower(): v for k, v in KEYS.items() if k != "AWS_DEFAULT_REGION"},
-                     region_name="us-east-1").create_bucket(Bucket="mlflow")  # fmt: skip
-        stack.enter_context(process(
-            [str(bin_dir / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}", "--default-artifact-root", "s3://mlflow/",
-             "--no-serve-artifacts"], work / "mlflow.log", host_env))  # fmt: skip
-        wait_for(tracking + "/health", 120, "mlflow server")
+        # Host networking: the containers reach both servers on 127.0.0.1, as the host does.
+        s3 = stack.enter_context(s3_server())
+        tracking = stack.enter_context(mlflow_server(work, s3, proxied=False))
+        pod_env = {**s3.env(), "MLFLOW_TRACKING_URI": tracking}
+        host_env = {**os.environ, **pod_env, "PYTHONPATH": str(ROOT)}
         from mlflow import MlflowClient
 
         os.environ.update(pod_env)

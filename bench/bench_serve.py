@@ -47,8 +47,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +55,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness.net import free_port, http, stop, wait_ready  # noqa: E402
 
 BENCH = ROOT / "bench"
 SERVE_HELPERS = BENCH / "serve"
@@ -108,18 +108,7 @@ class Processes:
         return process
 
     def stop(self, process: subprocess.Popen, timeout: float = 20) -> None:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        # Children that outlived their leader (uvicorn/MLServer workers) share its process group.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+        stop(process, timeout)  # the whole group: uvicorn/MLServer workers outlive their leader otherwise
         if process in self.running:
             self.running.remove(process)
 
@@ -133,34 +122,6 @@ PROCESSES = Processes()
 
 def _on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-# ---------------------------------------------------------------------------------------------- HTTP
-
-
-def http(
-    method: str,
-    url: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 60,
-) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    if body is not None and not headers:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------------- environment
@@ -465,23 +426,10 @@ def serving(contender: Contender, workdir: Path, ready_timeout: float = 120) -> 
     contender.pgid = process.pid
     url = f"http://127.0.0.1:{contender.port}"
     try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if process.poll() is not None:
-                raise BenchError(f"{contender.name} exited with {process.returncode}:\n{_tail(log)}")
-            with contextlib.suppress(OSError):
-                if http("GET", url + READY_PATH, timeout=2)[0] == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise BenchError(f"{contender.name} was not ready after {ready_timeout:.0f}s:\n{_tail(log)}")
-            time.sleep(0.2)
+        wait_ready(url + READY_PATH, contender.name, ready_timeout, process, log, error=BenchError)
         yield url
     finally:
         PROCESSES.stop(process)
-
-
-def _tail(path: Path, chars: int = 4000) -> str:
-    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
 
 def payload(model: BenchModel, kind: str, n: int) -> tuple[bytes, dict[str, str]]:
@@ -499,7 +447,7 @@ def verify(contender: Contender, url: str, model: BenchModel, kind: str = "json"
     sizes = {}
     for n in model.bodies:
         body, headers = payload(model, kind, n)
-        status, raw = http("POST", url + INFER_PATH, body, headers)
+        status, _, raw = http("POST", url + INFER_PATH, body, headers, timeout=60)
         if status != 200:
             raise BenchError(f"{contender.name}: {n}-row request answered {status}: {raw[:500]!r}")
         try:

@@ -2,7 +2,7 @@
 
     python monitoring/snapshot.py [--out docs/images/dashboard-snapshot.png] [--phase-seconds 40]
 
-Trains a small model (``tests.support.train_small_model``), starts two predictors (two workers each, the
+Trains a small model (``harness.predictor.train_small_model``), starts two predictors (two workers each, the
 pods ``credit-risk-predictor-a``/``-b``) and a Prometheus scraping them every second with the rule file
 (short windows: ``monitoring.stack.TEST_RANGES``), and scores three phases of traffic: reference-like rows,
 a shifted (riskier) population, reference-like again — with 15% malformed requests throughout. Then every
@@ -56,8 +56,8 @@ UNIT_PX = 0.36  # inches per grid row
 def recorded_run(workdir: Path, phase_seconds: float) -> Iterator[tuple[stack.Prometheus, list]]:
     """Start everything and drive the traffic; yields the live Prometheus and the phases
     ``(name, start, end)``; stops Prometheus and the predictors (by their PIDs) on exit."""
+    from harness.predictor import running_server, train_small_model
     from ml.schema import FEATURE_NAMES
-    from tests.support import running_server, train_small_model
 
     print("training a small model …", flush=True)
     trained = train_small_model(workdir / "model")

@@ -18,18 +18,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
+
+from harness.net import free_port, http, wait_ready
 
 HERE = Path(__file__).resolve().parent
 RULES = HERE / "prometheus" / "credit-risk-rules.yml"
@@ -42,17 +41,6 @@ JOB = "credit-risk-predictor"
 TEST_RANGES = {"30m": "24s", "15m": "10s", "5m": "8s", "1d": "10m"}
 TEST_FOR = {"30m": "4s", "15m": "4s", "10m": "4s", "5m": "3s"}
 TEST_RATE_INTERVAL = "8s"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_json(url: str, timeout: float = 10) -> dict:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 # ------------------------------------------------------------------------------------------------ rules
@@ -195,22 +183,12 @@ class Prometheus:
                  f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1d"],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"prometheus exited with {self.process.returncode}:\n{self.logs()[-3000:]}"
-                )
-            try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError(f"prometheus not ready after 30 s:\n{self.logs()[-3000:]}")
-            time.sleep(0.1)
+        try:
+            wait_ready(self.url + "/-/ready", "prometheus", 30, self.process, self.log)
+        except RuntimeError:
+            self.__exit__(None, None, None)
+            raise
+        return self
 
     def __exit__(self, *exc: object) -> None:
         process = self.process
@@ -230,10 +208,9 @@ class Prometheus:
 
     def api(self, path: str, **params: object) -> dict:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
-        try:
-            body = get_json(f"{self.url}/api/v1/{path}?{query}")
-        except urllib.error.HTTPError as error:  # 400 / 422 carry the PromQL error
-            body = json.loads(error.read())
+        body = json.loads(
+            http("GET", f"{self.url}/api/v1/{path}?{query}", timeout=10).body
+        )  # 400/422: the error
         if body.get("status") != "success":
             raise PromQLError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}")
         return body["data"]
@@ -289,18 +266,6 @@ def shifted_population(X_train: np.ndarray, y_train: np.ndarray, feature_names: 
     return rows
 
 
-def _post(url: str, body: dict, timeout: float = 30) -> int:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as error:
-        error.read()
-        return error.code
-
-
 @dataclass
 class Traffic:
     """Scoring requests spread over ``servers`` (base URLs), paced to ``requests_per_second``."""
@@ -327,16 +292,16 @@ class Traffic:
                 body = {
                     "inputs": [{"name": "features", "shape": [1, 25], "datatype": "FP32", "data": [1.0] * 25}]
                 }
-                status = _post(f"{server}/v2/models/{MODEL}/infer", body)
+                status = http("POST", f"{server}/v2/models/{MODEL}/infer", body).status
             else:
                 size = int(self.rng.choice(self.batch_sizes))
                 rows = population[self.rng.integers(0, len(population), size)]
                 if self.n % 5 == 0:  # the original API too
-                    status = _post(f"{server}/predict", {"features": rows.tolist()})
+                    status = http("POST", f"{server}/predict", {"features": rows.tolist()}).status
                 else:
                     body = {"inputs": [{"name": "features", "shape": list(rows.shape), "datatype": "FP32",
                                         "data": rows.ravel().tolist()}]}  # fmt: skip
-                    status = _post(f"{server}/v2/models/{MODEL}/infer", body)
+                    status = http("POST", f"{server}/v2/models/{MODEL}/infer", body).status
                 if status == 200:
                     self.rows += size
             self.statuses[status] = self.statuses.get(status, 0) + 1

@@ -4,7 +4,7 @@ stay live on the same worker processes, and keep its memory bounded.
 
     python reliability/fuzz.py [--requests N] [--json OUT] [--seed S] [--schemathesis-examples M]
 
-Trains a small model (``tests.support.train_small_model``), starts ``python -m serving --workers 2
+Trains a small model (``harness.predictor.train_small_model``), starts ``python -m serving --workers 2
 --max-request-bytes 1000000`` on a loopback port, then sends:
 
 * ``N`` (default 10,000) requests generated with hypothesis strategies, to ``/v2/models/credit-risk/infer``,
@@ -57,7 +57,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make ``tests.support`` and ``ml`` importable
+if str(ROOT) not in sys.path:  # run as a script: make ``harness`` and ``ml`` importable
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
@@ -1609,7 +1609,7 @@ def fuzz_server(
     workdir: Path, max_request_bytes: int, workers: int = 2, model: Path | None = None
 ) -> Iterator[Any]:
     """A small trained model served by ``python -m serving`` on a loopback port."""
-    from tests.support import running_server, train_small_model
+    from harness.predictor import running_server, train_small_model
 
     path = model or train_small_model(workdir).path
     with running_server(

@@ -73,8 +73,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.bench_serve import NoiseMeter, ensure_wrk, machine, run_wrk, v2_body  # noqa: E402
+from harness.net import http  # noqa: E402
+from harness.predictor import running_server, train_small_model  # noqa: E402
 from reliability.processes import group_pids, proc_stat, pss_bytes, role  # noqa: E402
-from tests.support import http, running_server, train_small_model  # noqa: E402
 
 RESULTS = ROOT / "reliability" / "results" / "load.json"
 MODEL_NAME = "credit-risk"
@@ -226,7 +227,7 @@ SERVER_ENV: dict[str, str] = {}
 
 @contextlib.contextmanager
 def server(model: Path, workdir: Path, *args: str) -> Iterator:
-    """``running_server`` (tests/support.py) plus a SIGKILL of its process group on the way out, so no
+    """``harness.predictor.running_server`` plus a SIGKILL of its process group on the way out, so no
     worker outlives an experiment whatever happened to the parent."""
     with running_server(
         "--model-uri", str(model), *args, env=SERVER_ENV or None, workdir=workdir, ready_timeout=120
@@ -1001,7 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     failures: list[str] = []
     try:
-        say("training a small model (tests.support.train_small_model)")
+        say("training a small model (harness.predictor.train_small_model)")
         trained = train_small_model(workdir)
         model = args.model or trained.path
         X = trained.X_fresh

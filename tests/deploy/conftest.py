@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT
+from harness import ROOT
 
 CHART = ROOT / "helm" / "credit-risk"
 K8S = ROOT / "k8s"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import ROOT
 from tests.deploy.conftest import (
     CHART,
     NAMESPACE,
@@ -26,7 +27,6 @@ from tests.deploy.conftest import (
     run_helm,
     yaml_module,
 )
-from tests.support import ROOT
 
 RULES = ROOT / "monitoring" / "prometheus" / "credit-risk-rules.yml"
 RUNBOOK_URL = "https://github.com/bati-bank/credit-risk/blob/main/monitoring/runbook.md"

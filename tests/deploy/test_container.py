@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.net import free_port, http
 from tests.deploy.conftest import K8S, ROOT, combo_values, deep_merge, one, require_tool, unavailable
-from tests.support import free_port, http
 
 BASE_IMAGE = "python:3.11-slim-bookworm"
 IMAGE_REPOSITORY, IMAGE_TAG = "credit-risk-predictor", "test"
@@ -318,7 +318,7 @@ def test_storage_uri_init_container_then_predictor(
     downloader) fetches the model from an S3 endpoint behind TLS with a private CA, with the credentials
     the kubelet takes from the Secret, into the shared volume; then the rendered predictor serves it from
     that volume, read-only, and passes the smoke test. Both run exactly as rendered (see docker_run_args)."""
-    from tests.servers import KEY_ID, SECRET, private_ca, s3_server
+    from harness.servers import KEY_ID, SECRET, private_ca, s3_server
 
     ca_dir = tmp_path / "storage-ca"
     ca_dir.mkdir(mode=0o755)

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from harness.net import free_port
 from tests.deploy.conftest import (
     K8S,
     KUBERNETES_VERSION,
@@ -31,7 +32,6 @@ from tests.deploy.conftest import (
     require_tool,
     yaml_module,
 )
-from tests.support import free_port
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 SCRIPTS = sorted(K8S.glob("*.sh"))
@@ -651,8 +651,8 @@ def test_promotion_resolves_downloads_serves_and_verifies_for_real(
     artifacts are in an S3 server, rollout.sh resolves champion into what it would set, the storage
     initializer's downloader and the predictor load exactly that, and rollout.py's probe and judge see
     every "pod" on the new version — or name the one that is not."""
-    from tests.servers import mlflow_server, s3_server
-    from tests.support import running_server
+    from harness.predictor import running_server
+    from harness.servers import mlflow_server, s3_server
 
     rollout, register = k8s_module("rollout"), in_process_mlflow
     with s3_server() as s3, mlflow_server(tmp_path, s3, proxied=False, bucket="mlflow") as tracking:

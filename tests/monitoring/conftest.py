@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import TrainedModel, train_small_model
+from harness.predictor import TrainedModel, train_small_model
 
 
 def in_ci() -> bool:

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.predictor import TrainedModel, running_server
 from monitoring import stack
-from tests.support import TrainedModel, running_server
 
 pytestmark = pytest.mark.slow
 

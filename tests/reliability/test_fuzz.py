@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
+from harness.net import http
+from harness.predictor import Server, running_server, train_small_model
 from reliability.fuzz import (
     INFER,
     INFER_VERSIONED,
@@ -23,7 +25,6 @@ from reliability.fuzz import (
     server_side_statuses,
 )
 from reliability.processes import worker_pids
-from tests.support import Server, http, running_server, train_small_model
 
 MAX_BYTES = 1_000_000
 WIDTH = 26

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.net import http
+from harness.predictor import TrainedModel, train_small_model
 from reliability.load import (
     INFER_PATH,
     ShutdownResult,
@@ -29,7 +31,6 @@ from reliability.load import (
     server,
     shutdown_experiment,
 )
-from tests.support import TrainedModel, http, train_small_model
 
 GRACE = 30  # the chart's default
 STALL_GRACE = 3

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import TrainedModel, train_small_model
+from harness.predictor import TrainedModel, train_small_model
 
 
 @pytest.fixture(scope="session")

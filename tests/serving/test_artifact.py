@@ -9,9 +9,9 @@ import numpy as np
 import onnx
 import pytest
 
+from harness.predictor import TrainedModel
 from serving.artifact import ModelCard, Reference, resolve
 from serving.errors import ModelLoadError
-from tests.support import TrainedModel
 
 
 def _metadata(path: Path) -> dict[str, str]:

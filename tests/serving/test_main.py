@@ -13,7 +13,9 @@ import mlflow
 import onnx
 import pytest
 
-from tests.support import ROOT, TrainedModel, http, running_server
+from harness import ROOT
+from harness.net import http
+from harness.predictor import TrainedModel, running_server
 
 
 def _run(
@@ -145,7 +147,7 @@ def test_sigterm_right_after_start_exits_promptly_and_cleans_up(
     import glob
     import time
 
-    from tests.support import stop
+    from harness.net import stop
 
     before = set(glob.glob("/tmp/credit-risk-*"))
     for _ in range(2):

@@ -9,10 +9,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.predictor import TrainedModel
 from serving import metrics as metrics_module
 from serving.artifact import ModelCard
 from serving.metrics import ModelMetrics, _window_baseline, psi
-from tests.support import TrainedModel
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from harness.predictor import TrainedModel
 from serving.errors import ModelLoadError
 from serving.model import CreditRiskModel
 from serving.settings import ServingSettings
-from tests.support import TrainedModel
 
 
 def _model(uri: Path | str, **settings: object) -> CreditRiskModel:

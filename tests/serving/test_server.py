@@ -15,7 +15,8 @@ import pytest
 import tritonclient.http as triton
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import Server, TrainedModel, http, running_server
+from harness.net import http
+from harness.predictor import Server, TrainedModel, running_server
 
 MAX_ROWS = 500
 MAX_BYTES = 2_000_000

@@ -14,11 +14,13 @@ import mlflow
 import onnx
 import pytest
 
+from harness import ROOT
+from harness.net import http
+from harness.predictor import TrainedModel, running_server
+from harness.servers import S3, gcs_server, https_server, mlflow_server, private_ca, s3_server
 from serving import storage
 from serving.artifact import find_onnx, resolve
 from serving.errors import ModelLoadError
-from tests.servers import S3, gcs_server, https_server, mlflow_server, private_ca, s3_server
-from tests.support import ROOT, TrainedModel, http, running_server
 
 
 @pytest.fixture

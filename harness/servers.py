@@ -1,4 +1,5 @@
-"""Real storage servers on loopback for the model-storage tests, started and stopped by the tests.
+"""Real protocol servers on loopback for the storage tests and ``bench/bench_rollout.py``, started and stopped
+by their callers.
 
 - S3: moto's S3 server (the S3 REST protocol; no MinIO binary is reachable here, the kind job runs the
   real MinIO), optionally behind TLS with a private CA (trustme), path-style addressing.
@@ -9,13 +10,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.support import free_port, http, stop
+from harness.net import free_port, stop, wait_ready
 
 KEY_ID, SECRET = "testing-key-id", "testing-secret"  # moto accepts any pair; never a real credential
 
@@ -87,6 +88,7 @@ def s3_server(ca: PrivateCA | None = None) -> Iterator[S3]:
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request on stderr
     port = free_port()
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server("127.0.0.1", port, app, threaded=True, ssl_context=ca.server_context if ca else None)
@@ -161,20 +163,7 @@ def mlflow_server(workdir: Path, s3: S3, *, proxied: bool, bucket: str = "mlflow
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"mlflow server exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-                )
-            try:
-                if http("GET", url + "/health", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server not up after 120 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+        wait_ready(url + "/health", "mlflow server", 120, process, log)
         yield url
     finally:
         stop(process)

@@ -1,17 +1,10 @@
-"""Test helpers shared by the serving, deployment and monitoring tests: a small trained model and a real
-predictor process on a loopback port."""
+"""A small model trained by ``ml`` and a real predictor process (``python -m serving``) on a loopback port."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import ROOT
+from harness.net import free_port, stop, wait_ready
 
 
 @dataclass(frozen=True)
@@ -62,12 +56,6 @@ def train_small_model(folder: Path, rows: int = 20_000, seed: int = 7, version: 
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server:
     url: str
@@ -76,20 +64,6 @@ class Server:
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
-
-
-def http(method: str, url: str, body: bytes | dict | list | None = None, headers: dict | None = None,
-         timeout: float = 30) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
-    """One HTTP request; returns status, headers and body whatever the status."""
-    data = json.dumps(body).encode() if isinstance(body, dict | list) else body
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if isinstance(body, dict | list):
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
 
 
 @contextmanager
@@ -107,31 +81,7 @@ def running_server(*args: str, env: dict[str, str] | None = None, workdir: Path 
         )  # fmt: skip
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}:\n{server.logs()[-4000:]}")
-            try:
-                if http("GET", server.url + "/v2/health/ready", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the server was not ready after {ready_timeout}s:\n{server.logs()[-4000:]}"
-                )
-            time.sleep(0.2)
+        wait_ready(server.url + "/v2/health/ready", "the server", ready_timeout, process, log)
         yield server
     finally:
         stop(process)
-
-
-def stop(process: subprocess.Popen, timeout: float = 30) -> int:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    return process.returncode
