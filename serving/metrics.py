@@ -26,8 +26,6 @@ the upper edges (``"+Inf"`` last). PSI = Σ (live − ref) · ln(live / ref), pr
 from __future__ import annotations
 
 import atexit
-import fcntl
-import json
 import math
 import multiprocessing.util
 import os
@@ -42,7 +40,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import ClientDisconnect
 
-from serving.artifact import ModelCard
+from serving.contract import ModelContract
+from serving.drift import DriftWindow, psi
 
 LATENCY_BUCKETS = (
     0.0001,
@@ -63,8 +62,6 @@ LATENCY_BUCKETS = (
     10.0,
 )
 ROW_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000)
-PSI_FLOOR = 1e-4
-SNAPSHOT_FILE = "drift-snapshots.json"
 RISK_LEVELS = ("low", "medium", "high")
 DECISIONS = ("approve", "review", "reject")
 
@@ -74,32 +71,23 @@ def multiprocess_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def psi(counts: np.ndarray, reference: np.ndarray) -> float:
-    """Population stability index of live bin ``counts`` against reference proportions (NaN if no rows)."""
-    total = counts.sum()
-    if total <= 0:
-        return math.nan
-    live = np.maximum(counts / total, PSI_FLOOR)
-    ref = np.maximum(reference, PSI_FLOOR)
-    return float(np.sum((live - ref) * np.log(live / ref)))
-
-
 class ModelMetrics:
     """The model's metrics in this process. Created at load and again in every worker after unpickling."""
 
     def __init__(
         self,
-        card: ModelCard,
+        contract: ModelContract,
         version: str,
         load_seconds: float,
         drift_window_seconds: int,
         flush_seconds: float = 1.0,
     ) -> None:
-        self.card = card
+        self.contract = contract
         self.version = version
         self.window_seconds = drift_window_seconds
+        self.window = DriftWindow(drift_window_seconds)
         self.registry = CollectorRegistry(auto_describe=True)
-        name = card.name
+        name = contract.name
         r = self.registry
         # Everything that describes what the model saw carries model_version: during a rollout two versions
         # serve at once, and a drift sum over both would compare one version's traffic with another's reference.
@@ -121,7 +109,7 @@ class ModelMetrics:
         ).labels(name)
         score = Histogram(
             "credit_risk_score", "P(high risk) of scored rows, on the training reference's bins.",
-            ["model_name", "model_version"], buckets=(*card.score.edges.tolist(), math.inf), registry=r,
+            ["model_name", "model_version"], buckets=(*contract.score.edges.tolist(), math.inf), registry=r,
         )  # fmt: skip
         self.score = score.labels(name, version)
         predictions = Counter(
@@ -137,14 +125,14 @@ class ModelMetrics:
             "credit_risk_score_bin", "Scored rows per score bin (non-cumulative; bin = upper edge).",
             ["model_name", "model_version", "bin"], registry=r,
         )  # fmt: skip
-        self.score_bins = [score_bins.labels(name, version, b) for b in card.score.labels]
+        self.score_bins = [score_bins.labels(name, version, b) for b in contract.score.labels]
         feature_bins = Counter(
             "credit_risk_feature_bin", "Scored rows per feature bin (non-cumulative; bin = upper edge).",
             ["model_name", "model_version", "feature", "bin"], registry=r,
         )  # fmt: skip
         self.feature_bins = [
-            [feature_bins.labels(name, version, f, b) for b in card.features[f].labels]
-            for f in card.feature_names
+            [feature_bins.labels(name, version, f, b) for b in contract.features[f].labels]
+            for f in contract.feature_names
         ]
 
         constant = {"registry": r, "multiprocess_mode": "max"}
@@ -152,20 +140,20 @@ class ModelMetrics:
             "credit_risk_score_reference_ratio", "Training reference share of each score bin.",
             ["model_name", "model_version", "bin"], **constant,
         )  # fmt: skip
-        for label, share in zip(card.score.labels, card.score.proportions, strict=True):
+        for label, share in zip(contract.score.labels, contract.score.proportions, strict=True):
             reference.labels(name, version, label).set(share)
         feature_reference = Gauge(
             "credit_risk_feature_reference_ratio", "Training reference share of each feature bin.",
             ["model_name", "model_version", "feature", "bin"], **constant,
         )  # fmt: skip
-        for feature in card.feature_names:
-            ref = card.features[feature]
+        for feature in contract.feature_names:
+            ref = contract.features[feature]
             for label, share in zip(ref.labels, ref.proportions, strict=True):
                 feature_reference.labels(name, version, feature, label).set(share)
         Gauge(
             "credit_risk_model_info", "The model being served (value 1).",
             ["model_name", "model_version", "model_type", "target_mode", "data_digest"], **constant,
-        ).labels(name, version, card.model_type, card.target_mode, card.data_digest).set(1)  # fmt: skip
+        ).labels(name, version, contract.model_type, contract.target_mode, contract.data_digest).set(1)  # fmt: skip
         Gauge("credit_risk_model_load_seconds", "Time to load the model.", ["model_name"], **constant).labels(
             name
         ).set(load_seconds)
@@ -176,7 +164,7 @@ class ModelMetrics:
         Gauge(
             "credit_risk_drift_reference_rows", "Held-out rows behind the training score reference.",
             ["model_name", "model_version"], **constant,
-        ).labels(name, version).set(card.score.count)  # fmt: skip
+        ).labels(name, version).set(contract.score.count)  # fmt: skip
         self._start_pending(flush_seconds)
 
     # ------------------------------------------------------------------------------------------ hot path
@@ -185,13 +173,13 @@ class ModelMetrics:
         """Per-row counts accumulate in one numpy vector, pushed to the Prometheus counters by
         :meth:`flush` — every ``flush_seconds`` from a background thread, before each scrape this worker
         answers, and at exit. Laid out as: score bins | each feature's bins | the three risk levels."""
-        card = self.card
+        contract = self.contract
         self._children = [
             *self.score_bins,
             *(c for children in self.feature_bins for c in children),
             *self.predictions,
         ]
-        widths = [len(card.features[f].labels) for f in card.feature_names]
+        widths = [len(contract.features[f].labels) for f in contract.feature_names]
         self._feature_offsets = len(self.score_bins) + np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(
             np.intp
         )
@@ -199,8 +187,8 @@ class ModelMetrics:
         # Every feature's interior edges in one matrix, padded with +inf: the number of edges below a value
         # is its right-closed bin, for all features in one vectorised comparison.
         edges = np.full((len(widths), max(widths) - 1 if widths else 0), np.inf)
-        for j, feature in enumerate(card.feature_names):
-            edges[j, : widths[j] - 1] = card.features[feature].edges
+        for j, feature in enumerate(contract.feature_names):
+            edges[j, : widths[j] - 1] = contract.features[feature].edges
         self._edges = edges
         self._pending = np.zeros(len(self._children), dtype=np.int64)
         self._pending_score_sum = 0.0
@@ -224,7 +212,7 @@ class ModelMetrics:
             )
         index = np.concatenate(
             [
-                self.card.score.bin_of(probability),
+                self.contract.score.bin_of(probability),
                 (feature_bins + self._feature_offsets).ravel(),
                 level + self._level_offset,
             ]
@@ -274,13 +262,14 @@ class ModelMetrics:
         return encoder(_Static(families)), content_type
 
     def _drift_families(self, families: list[Metric], folder: Path | None) -> Iterable[Metric]:
-        card, name = self.card, self.card.name
+        contract, name = self.contract, self.contract.name
         ours = {"model_name": name, "model_version": self.version}
-        score_now = np.zeros(len(card.score.labels))
-        feature_now = {f: np.zeros(len(card.features[f].labels)) for f in card.feature_names}
-        score_index = {label: i for i, label in enumerate(card.score.labels)}
+        score_now = np.zeros(len(contract.score.labels))
+        feature_now = {f: np.zeros(len(contract.features[f].labels)) for f in contract.feature_names}
+        score_index = {label: i for i, label in enumerate(contract.score.labels)}
         feature_index = {
-            f: {label: i for i, label in enumerate(card.features[f].labels)} for f in card.feature_names
+            f: {label: i for i, label in enumerate(contract.features[f].labels)}
+            for f in contract.feature_names
         }
         for family in families:
             if family.name == "credit_risk_score_bin":
@@ -295,7 +284,7 @@ class ModelMetrics:
                             sample.value
                         )
         current = np.concatenate([score_now, *feature_now.values()])
-        baseline, span = _window_baseline(folder, self, current)
+        baseline, span = self.window.baseline(current, folder)
         delta = current - baseline
         score_delta = delta[: len(score_now)]
         window = f"{self.window_seconds}s"
@@ -304,18 +293,18 @@ class ModelMetrics:
             "credit_risk_score_psi", "PSI of scores in the sliding window against the training reference.",
             labels=["model_name", "model_version", "window"],
         )  # fmt: skip
-        score_psi.add_metric([name, self.version, window], psi(score_delta, card.score.proportions))
+        score_psi.add_metric([name, self.version, window], psi(score_delta, contract.score.proportions))
         feature_psi = GaugeMetricFamily(
             "credit_risk_feature_psi", "PSI of each feature in the sliding window against the training reference.",
             labels=["model_name", "model_version", "feature", "window"],
         )  # fmt: skip
         offset = len(score_now)
-        for feature in card.feature_names:
-            width = len(card.features[feature].labels)
+        for feature in contract.feature_names:
+            width = len(contract.features[feature].labels)
             counts = delta[offset : offset + width]
             offset += width
             feature_psi.add_metric(
-                [name, self.version, feature, window], psi(counts, card.features[feature].proportions)
+                [name, self.version, feature, window], psi(counts, contract.features[feature].proportions)
             )
         rows = GaugeMetricFamily(
             "credit_risk_drift_window_rows",
@@ -333,59 +322,6 @@ class ModelMetrics:
 
 def _matches(labels: dict[str, str], wanted: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in wanted.items())
-
-
-def _window_baseline(
-    folder: Path | None, metrics: ModelMetrics, current: np.ndarray
-) -> tuple[np.ndarray, float]:
-    """The aggregated counts at the start of the sliding window, and the window's actual span in seconds.
-
-    Snapshots live in a JSON file in the multi-process folder (shared by workers, guarded by ``flock``),
-    or in memory for a single in-process server.
-    """
-    now = time.time()
-    window = metrics.window_seconds
-    interval = max(window / 30, 1.0)
-
-    def update(snapshots: list[list]) -> tuple[list[list], np.ndarray, float]:
-        snapshots = [s for s in snapshots if len(s[1]) == len(current)]
-        if snapshots and np.any(current < np.asarray(snapshots[-1][1])):
-            snapshots = []  # counters went backwards: a restart with a stale file; start over
-        if not snapshots or now - snapshots[-1][0] >= interval:
-            snapshots.append([now, current.tolist()])
-        old_enough = [s for s in snapshots if now - s[0] >= window]
-        if old_enough:
-            start, counts = old_enough[-1]
-            baseline = np.asarray(counts)
-        else:
-            start, baseline = _started_at(metrics), np.zeros_like(current)
-        # Keep the newest snapshot older than the window (the next baseline) and everything after it.
-        keep_from = max(0, len(old_enough) - 1)
-        return snapshots[keep_from:], baseline, now - start
-
-    if folder is None:
-        state = metrics.__dict__.setdefault("_snapshots", [])
-        kept, baseline, span = update(state)
-        metrics.__dict__["_snapshots"] = kept
-        return baseline, span
-    path = folder / SNAPSHOT_FILE
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.seek(0)
-        text = fh.read()
-        try:
-            snapshots = json.loads(text) if text else []
-        except json.JSONDecodeError:
-            snapshots = []
-        kept, baseline, span = update(snapshots)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps(kept))
-    return baseline, span
-
-
-def _started_at(metrics: ModelMetrics) -> float:
-    return metrics.__dict__.setdefault("_started", time.time())
 
 
 class _Static:

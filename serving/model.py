@@ -25,7 +25,8 @@ import onnxruntime as ort
 from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
-from serving.artifact import ModelCard, resolve
+from serving.artifact import resolve
+from serving.contract import ModelContract
 from serving.errors import InvalidRequest, ModelLoadError
 from serving.metrics import DECISIONS, RISK_LEVELS, ModelMetrics
 from serving.protocol import v2
@@ -44,7 +45,7 @@ class CreditRiskModel(Model):
     def __init__(self, settings: ServingSettings) -> None:
         super().__init__(settings.model_name)
         self.settings = settings
-        self.card: ModelCard | None = None
+        self.contract: ModelContract | None = None
         self.version = ""
         self.source = ""
         self.threshold = 0.5
@@ -65,23 +66,23 @@ class CreditRiskModel(Model):
         self._content = resolved.content
         self.source = resolved.source
         self._open()
-        assert self.card is not None
-        if resolved.registry_version and resolved.registry_version != self.card.version:
+        assert self.contract is not None
+        if resolved.registry_version and resolved.registry_version != self.contract.version:
             log.warning(
                 "registry version %s differs from the version in the model's metadata (%s); reporting %s",
-                resolved.registry_version, self.card.version, resolved.registry_version,
+                resolved.registry_version, self.contract.version, resolved.registry_version,
             )  # fmt: skip
-        self.version = resolved.registry_version or self.card.version
+        self.version = resolved.registry_version or self.contract.version
         self.threshold = (
-            self.settings.threshold if self.settings.threshold is not None else self.card.threshold
+            self.settings.threshold if self.settings.threshold is not None else self.contract.threshold
         )
         self.load_seconds = time.perf_counter() - started
         self._start_metrics()
         self.ready = True
         log.info(
             "loaded %s v%s (%s, %s target) from %s in %.3fs: %d features, threshold %.2f, bands <%.2f low, >%.2f high",
-            self.card.name, self.version, self.card.model_type, self.card.target_mode, self.source,
-            self.load_seconds, len(self.card.feature_names), self.threshold, self.card.low_below, self.card.high_above,
+            self.contract.name, self.version, self.contract.model_type, self.contract.target_mode, self.source,
+            self.load_seconds, len(self.contract.feature_names), self.threshold, self.contract.low_below, self.contract.high_above,
         )  # fmt: skip
         return self.ready
 
@@ -94,9 +95,9 @@ class CreditRiskModel(Model):
             session = ort.InferenceSession(self._content, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
             raise ModelLoadError(f"{self.source} is not a loadable ONNX model: {exc}") from exc
-        card = ModelCard.from_metadata(session.get_modelmeta().custom_metadata_map)
+        contract = ModelContract.from_metadata(session.get_modelmeta().custom_metadata_map)
         inputs, outputs = session.get_inputs(), session.get_outputs()
-        width = len(card.feature_names)
+        width = len(contract.feature_names)
         if (
             len(inputs) != 1
             or len(inputs[0].shape) != 2
@@ -110,12 +111,12 @@ class CreditRiskModel(Model):
                 f"the model has no '{OUTPUT_NAME}' output (outputs: {[o.name for o in outputs]}): export it with "
                 "the credit-risk training package"
             )
-        self._session, self._input_name, self.card = session, inputs[0].name, card
+        self._session, self._input_name, self.contract = session, inputs[0].name, contract
 
     def _start_metrics(self) -> None:
-        assert self.card is not None
+        assert self.contract is not None
         self.metrics = ModelMetrics(
-            self.card,
+            self.contract,
             self.version,
             self.load_seconds,
             self.settings.drift_window_seconds,
@@ -161,7 +162,7 @@ class CreditRiskModel(Model):
     # ------------------------------------------------------------------------------------------ metadata
 
     def get_input_types(self) -> list[dict[str, Any]]:
-        width = len(self.card.feature_names) if self.card else -1
+        width = len(self.contract.feature_names) if self.contract else -1
         return [{"name": v2.INPUT_NAME, "datatype": "FP32", "shape": [-1, width]}]
 
     def get_output_types(self) -> list[dict[str, Any]]:
@@ -170,22 +171,24 @@ class CreditRiskModel(Model):
     # ------------------------------------------------------------------------------------------ inference
 
     def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
-        assert self.card is not None
+        assert self.contract is not None
         if not isinstance(payload, InferRequest):  # kserve's V1 routes hand over a plain dict
             raise InvalidRequest(
                 f"this model speaks the Open Inference Protocol: POST /v2/models/{self.name}/infer "
                 "(or the original POST /predict)"
             )
-        rows = v2.decode(payload, self.card.feature_names, self.settings.max_batch_rows)
+        rows = v2.decode(payload, self.contract.feature_names, self.settings.max_batch_rows)
         return v2.encode(payload, self.score(rows), self.name, self.version)
 
     def score(self, rows: np.ndarray) -> v2.Outputs:
         """Score a float32 ``[N, F]`` matrix (already validated) and record the metrics."""
-        assert self._session is not None and self.card is not None
+        assert self._session is not None and self.contract is not None
         probability = self._session.run([OUTPUT_NAME], {self._input_name: rows})[0].astype(
             np.float32, copy=False
         )
-        level = (probability >= self.card.low_below).astype(np.intp) + (probability > self.card.high_above)
+        level = (probability >= self.contract.low_below).astype(np.intp) + (
+            probability > self.contract.high_above
+        )
         if self.metrics is not None:
             self.metrics.observe(rows, probability, level)
         return v2.Outputs(

@@ -263,7 +263,7 @@ def register_endpoints(app: FastAPI, model: CreditRiskModel, endpoints: V2Endpoi
         if not model.ready:
             raise ModelNotReady(model.name)
         rows, single = legacy.decode(
-            await request.body(), model.card.feature_names, model.settings.max_batch_rows
+            await request.body(), model.contract.feature_names, model.settings.max_batch_rows
         )
         return _json(legacy.encode(model.score(rows), model.version, single))
 
@@ -309,7 +309,7 @@ def register_endpoints(app: FastAPI, model: CreditRiskModel, endpoints: V2Endpoi
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": legacy.request_schema(len(model.card.feature_names))}
+                    "application/json": {"schema": legacy.request_schema(len(model.contract.feature_names))}
                 },
             },
             "responses": _ERROR_RESPONSES,

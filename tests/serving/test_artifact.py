@@ -10,7 +10,8 @@ import onnx
 import pytest
 
 from harness.predictor import TrainedModel
-from serving.artifact import ModelCard, Reference, resolve
+from serving.artifact import resolve
+from serving.contract import ModelContract, Reference
 from serving.errors import ModelLoadError
 
 
@@ -19,13 +20,13 @@ def _metadata(path: Path) -> dict[str, str]:
 
 
 def test_card_reads_the_contract_written_by_training(trained: TrainedModel) -> None:
-    card = ModelCard.from_metadata(_metadata(trained.path))
-    assert len(card.feature_names) == 26 and card.feature_names[0] == "CountryCode"
-    assert (card.name, card.version, card.model_type) == ("credit-risk", "1", "lightgbm")
-    assert (card.threshold, card.low_below, card.high_above) == (0.5, 0.3, 0.6)
-    assert card.score.labels == ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "+Inf")
-    assert card.score.count == len(trained.X_test)
-    assert set(card.features) == set(card.feature_names)
+    contract = ModelContract.from_metadata(_metadata(trained.path))
+    assert len(contract.feature_names) == 26 and contract.feature_names[0] == "CountryCode"
+    assert (contract.name, contract.version, contract.model_type) == ("credit-risk", "1", "lightgbm")
+    assert (contract.threshold, contract.low_below, contract.high_above) == (0.5, 0.3, 0.6)
+    assert contract.score.labels == ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "+Inf")
+    assert contract.score.count == len(trained.X_test)
+    assert set(contract.features) == set(contract.feature_names)
 
 
 @pytest.mark.parametrize(
@@ -59,7 +60,7 @@ def test_bad_metadata_is_refused_with_the_key_named(trained: TrainedModel, chang
     metadata = _metadata(trained.path)
     change(metadata)
     with pytest.raises(ModelLoadError, match=message):
-        ModelCard.from_metadata(metadata)
+        ModelContract.from_metadata(metadata)
 
 
 def test_reference_bins_are_right_closed() -> None:
