@@ -167,6 +167,11 @@ class ModelMetrics:
         ).labels(name, version).set(contract.score.count)  # fmt: skip
         self._start_pending(flush_seconds)
 
+    def record(self, route: str, model_name: str, status: int, seconds: float) -> None:
+        """One answered request, HTTP or gRPC (``status``: the HTTP status, or a gRPC code's HTTP equivalent)."""
+        self.requests.labels(route, model_name, str(status)).inc()
+        self.latency.labels(route, model_name).observe(seconds)
+
     # ------------------------------------------------------------------------------------------ hot path
 
     def _start_pending(self, flush_seconds: float) -> None:
@@ -384,8 +389,7 @@ class RequestMetricsMiddleware:
                     model != self.default_model
                 ):  # a name from the URL: never a new label value per client typo
                     model = "unknown"
-                metrics.requests.labels(route, model, str(status[0])).inc()
-                metrics.latency.labels(route, model).observe(time.perf_counter() - started)
+                metrics.record(route, model, status[0], time.perf_counter() - started)
 
 
 def _route_template(scope: dict) -> str:
