@@ -61,6 +61,7 @@ class Server:
     url: str
     process: subprocess.Popen
     log: Path
+    grpc: str = ""  # host:port of its V2 gRPC service ("" when started with --grpc-port 0)
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
@@ -69,8 +70,13 @@ class Server:
 @contextmanager
 def running_server(*args: str, env: dict[str, str] | None = None, workdir: Path | None = None,
                    ready_timeout: float = 90) -> Iterator[Server]:  # fmt: skip
-    """``python -m serving ARGS --http-port P`` until the block ends (then SIGTERM, then kill)."""
+    """``python -m serving ARGS --http-port P --grpc-port Q`` until the block ends (then SIGTERM, then kill).
+
+    Both ports are free ones unless ARGS give ``--grpc-port``."""
     port = free_port()
+    if "--grpc-port" not in args:
+        args = (*args, "--grpc-port", str(free_port()))
+    grpc_port = int(args[list(args).index("--grpc-port") + 1])
     log = Path(workdir or "/tmp") / f"serving-{port}.log"
     inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     environment = {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
@@ -79,7 +85,7 @@ def running_server(*args: str, env: dict[str, str] | None = None, workdir: Path 
             [sys.executable, "-m", "serving", *args, "--http-port", str(port)],
             stdout=out, stderr=subprocess.STDOUT, env=environment, cwd=workdir, start_new_session=True,
         )  # fmt: skip
-    server = Server(f"http://127.0.0.1:{port}", process, log)
+    server = Server(f"http://127.0.0.1:{port}", process, log, f"127.0.0.1:{grpc_port}" if grpc_port else "")
     try:
         wait_ready(server.url + "/v2/health/ready", "the server", ready_timeout, process, log)
         yield server

@@ -1,4 +1,4 @@
-"""``python -m serving --model-uri URI [--model-name credit-risk] [--http-port 8080] [--workers N]``.
+"""``python -m serving --model-uri URI [--http-port 8080] [--grpc-port 8081] [--workers N]``.
 
 Start-up order matters: the multi-process metrics folder is chosen before anything imports
 ``prometheus_client`` (kserve does, on import), so the settings module is the only import above
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]).replace("_", "-")
-            print(f"error: --{where}: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"error: --{where}: {message}" if where else f"error: {message}", file=sys.stderr)
         return 2
     try:
         metrics_dir = prepare_metrics_dir(settings)
@@ -71,25 +72,32 @@ def main(argv: list[str] | None = None) -> int:
 
     from serving.errors import ModelLoadError
     from serving.model import CreditRiskModel
-    from serving.server import CreditRiskModelServer
+    from serving.server import bind, configure_logging, worker
+    from serving.workers import Supervisor
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     model = CreditRiskModel(settings)
     try:
         model.load()
     except ModelLoadError as exc:
         log.error("cannot serve %s: %s", settings.model_uri, exc)
         return 1
-    log.info("metrics of %d worker(s) aggregated from %s", settings.workers, metrics_dir)
-    server = CreditRiskModelServer(
-        http_port=settings.http_port,
-        workers=settings.workers,
-        enable_grpc=False,
-        enable_latency_logging=False,
-        grace_period=settings.grace_period_seconds,
-    )
-    server.start([model])
-    return 0
+    try:
+        sockets = [bind(settings.host, settings.http_port)]
+        if settings.grpc_port:  # each worker binds it; fail here, once, if it is taken
+            bind(settings.host, settings.grpc_port, reuse_port=settings.workers > 1).close()
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", settings.host, exc.strerror or exc)
+        return 1
+    grpc = f", gRPC on {settings.grpc_port}" if settings.grpc_port else ""
+    log.info(
+        "serving %s v%s: HTTP on %s:%d%s, %d worker(s), metrics aggregated from %s",
+        model.name, model.version, settings.host, settings.http_port, grpc, settings.workers, metrics_dir,
+    )  # fmt: skip
+    if settings.workers == 1:
+        worker(model, sockets)
+        return 0
+    return Supervisor(model, sockets, settings.workers).run()
 
 
 if __name__ == "__main__":

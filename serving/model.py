@@ -4,7 +4,7 @@ Override points, in the order a request meets them: :meth:`CreditRiskModel.load`
 open the session, read the contract), :meth:`predict` (V2 request → rows → :meth:`score` → V2 response),
 :meth:`score` (the one scoring path both protocols share: probabilities, prediction, bands, metrics).
 
-``--workers N`` makes kserve pickle the model into each spawned worker: the onnxruntime session and the
+``--workers N`` pickles the model into each spawned worker (:mod:`serving.workers`): the onnxruntime session and the
 metrics cannot cross a process boundary, so :meth:`__getstate__` drops them and :meth:`__setstate__`
 rebuilds them from the model bytes in the worker.
 """
@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from kserve import Model
-from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from serving.artifact import resolve
 from serving.contract import ModelContract
-from serving.errors import InvalidRequest, ModelLoadError
+from serving.errors import ModelLoadError
 from serving.metrics import DECISIONS, RISK_LEVELS, ModelMetrics
 from serving.protocol import v2
 from serving.settings import ServingSettings
@@ -170,15 +169,10 @@ class CreditRiskModel(Model):
 
     # ------------------------------------------------------------------------------------------ inference
 
-    def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
+    def predict(self, payload: v2.Request, headers: dict[str, str] | None = None) -> v2.Outputs:
+        """Score a decoded V2 request (HTTP or gRPC); called through ``Model.__call__``, which times it."""
         assert self.contract is not None
-        if not isinstance(payload, InferRequest):  # kserve's V1 routes hand over a plain dict
-            raise InvalidRequest(
-                f"this model speaks the Open Inference Protocol: POST /v2/models/{self.name}/infer "
-                "(or the original POST /predict)"
-            )
-        rows = v2.decode(payload, self.contract.feature_names, self.settings.max_batch_rows)
-        return v2.encode(payload, self.score(rows), self.name, self.version)
+        return self.score(v2.decode(payload, self.contract.feature_names, self.settings.max_batch_rows))
 
     def score(self, rows: np.ndarray) -> v2.Outputs:
         """Score a float32 ``[N, F]`` matrix (already validated) and record the metrics."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,8 +22,12 @@ class ServingSettings(BaseSettings):
         3, ge=0, le=10, description="retries of a models:/ lookup when MLflow is unreachable (then exit 1)"
     )
     registry_timeout_seconds: int = Field(10, ge=1, description="timeout of each MLflow request at start-up")
+    host: str = Field("0.0.0.0", description="address both ports listen on")
     http_port: int = Field(8080, ge=1, le=65535, description="HTTP port (V2, /predict, /metrics)")
-    workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    grpc_port: int = Field(
+        8081, ge=0, le=65535, description="V2 gRPC port (KServe's default; 0 turns gRPC off)"
+    )
+    workers: int = Field(1, ge=1, description="worker processes, each serving both ports")
     threshold: float | None = Field(
         None, gt=0, lt=1, description="probability threshold of the 0/1 prediction (default: the model's)"
     )
@@ -49,6 +53,35 @@ class ServingSettings(BaseSettings):
         le=60,
         description="how often per-row counts reach /metrics (they also flush on each scrape)",
     )
+    header_timeout_seconds: float = Field(
+        5.0, gt=0, le=300, description="time a client gets to send a request's headers (then 408, closed)"
+    )
+    body_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, description="time a client gets to send a request's body (then 408, closed)"
+    )
+    keep_alive_seconds: float = Field(
+        5.0, gt=0, le=3600, description="how long an idle kept-alive connection stays open"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="open HTTP connections per worker; more are refused with 503 and closed"
+    )
+    ssl_certfile: Path | None = Field(
+        None, description="TLS certificate (PEM) for both ports; needs --ssl-keyfile"
+    )
+    ssl_keyfile: Path | None = Field(
+        None, description="TLS private key (PEM) for both ports; needs --ssl-certfile"
+    )
     access_log: bool = Field(
         False, description="log one line per request (the request metrics count every request anyway)"
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServingSettings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("TLS needs both --ssl-certfile and --ssl-keyfile")
+        for path in (self.ssl_certfile, self.ssl_keyfile):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        if self.grpc_port == self.http_port:
+            raise ValueError(f"--grpc-port and --http-port are both {self.http_port}: give gRPC its own port")
+        return self
