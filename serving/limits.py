@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 LINGER_BYTES = 2**20
 LINGER_SECONDS = 1.0
+REFUSED_LINGER_SECONDS = 1.0
 
 Peer = tuple[str, int]
 
@@ -103,7 +104,12 @@ class Connections:
                     ServerBusy(f"the server is {reason}: retry on another replica"), ((b"retry-after", b"1"),)
                 )
             )
-            transport.close()
+            # Half-close and read nothing more: the client reads the answer and the end of the stream; a
+            # close with its request unread would reset the connection, and could drop the answer with it.
+            transport.pause_reading()
+            if transport.can_write_eof():
+                transport.write_eof()
+            asyncio.get_running_loop().call_later(REFUSED_LINGER_SECONDS, transport.close)
             return
         connection = Connection(transport)
         self.open[_peer(transport)] = connection
