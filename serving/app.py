@@ -246,7 +246,14 @@ def _openapi(app: FastAPI, model: CreditRiskModel) -> dict[str, Any]:
         "Protocol (V2) over HTTP (gRPC on its own port) and the original /predict API.",
         routes=app.routes,
     )
+    for operations in document["paths"].values():  # parameter errors answer 400 {"error"}, not FastAPI's 422
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None:
+                responses["400"] = ERROR_RESPONSES["400"]
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
     refs = {}
     for schema_type in (InferenceRequest, InferenceResponse):
         schema = schema_type.model_json_schema(ref_template="#/components/schemas/{model}")
