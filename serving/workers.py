@@ -2,8 +2,10 @@
 
 The parent binds the HTTP port, then spawns the workers (``multiprocessing``'s spawn start method; each
 receives the pickled model — see :meth:`serving.model.CreditRiskModel.__getstate__` — and the socket) and
-watches them: a worker that exits while the server is running is replaced. gRPC has no shared socket:
-each worker binds the gRPC port itself with ``SO_REUSEPORT`` and the kernel spreads the connections.
+watches them: a worker that exits while the server is running is replaced — unless workers keep exiting
+(a crash loop: the supervisor then stops with exit code 1, for Kubernetes to restart and count). gRPC has
+no shared socket: each worker binds the gRPC port itself with ``SO_REUSEPORT`` and the kernel spreads the
+connections.
 
 On SIGTERM or SIGINT the parent first closes its own copy of the listening socket (the kernel refuses
 new connections once the workers close theirs: none is queued for nobody), then passes SIGTERM on to the
@@ -37,6 +39,7 @@ class Supervisor:
 
     stop_margin_seconds = 5.0
     poll_seconds = 0.2
+    crash_loop = (5, 60.0)  # this many replacements within this many seconds: give up, exit 1
 
     def __init__(self, model: CreditRiskModel, sockets: list[socket.socket], count: int) -> None:
         self.model = model
@@ -45,7 +48,7 @@ class Supervisor:
         self.context = multiprocessing.get_context("spawn")
         self.processes: list[BaseProcess] = []
         self.stopping = False
-        self.restarts = 0
+        self.restarts: list[float] = []  # when each replacement was started
 
     def _spawn(self) -> BaseProcess:
         process = self.context.Process(
@@ -70,15 +73,27 @@ class Supervisor:
                 )
                 for index, process in enumerate(self.processes):
                     if process.exitcode is not None and not self.stopping:
+                        if self._crash_looping():
+                            log.error(
+                                "workers keep exiting (%d replacements in %.0f s; the log above says why): "
+                                "stopping", *self.crash_loop,
+                            )  # fmt: skip
+                            self._stop()
+                            return 1
                         log.warning(
                             "worker %s exited with code %s; starting a new one", process.pid, process.exitcode
                         )
                         self.processes[index] = self._spawn()
-                        self.restarts += 1
+                        self.restarts.append(time.monotonic())
             return self._stop()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _crash_looping(self) -> bool:
+        count, seconds = self.crash_loop
+        now = time.monotonic()
+        return len([t for t in self.restarts if now - t < seconds]) >= count
 
     def _stop(self) -> int:
         for sock in self.sockets:

@@ -53,6 +53,44 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--workers: Input should be greater than or equal to 1" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ssl-certfile", "/etc/hostname"], "error: TLS needs both --ssl-certfile and --ssl-keyfile"),
+        (
+            ["--ssl-certfile", "/nope.pem", "--ssl-keyfile", "/nope.key"],
+            "error: TLS file /nope.pem does not exist",
+        ),
+        (["--http-port", "9000", "--grpc-port", "9000"], "error: --grpc-port and --http-port are both 9000"),
+        (["--header-timeout-seconds", "0"], "--header-timeout-seconds: Input should be greater than 0"),
+    ],
+)
+def test_inconsistent_settings_exit_2_with_one_line(args: list[str], message: str) -> None:
+    result = _run("--model-uri", "x.onnx", *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_port_in_use_exits_1_with_one_clear_line(model_path: Path) -> None:
+    from serving.server import bind
+
+    taken = bind("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    try:
+        for flag in ("--http-port", "--grpc-port"):
+            other = "--grpc-port" if flag == "--http-port" else "--http-port"
+            result = _run(
+                "--model-uri", str(model_path), "--host", "127.0.0.1", flag, str(port), other, str(port + 1)
+            )
+            assert (
+                result.returncode == 1
+                and "cannot listen on 127.0.0.1: Address already in use" in result.stderr
+            )
+            assert "Traceback" not in result.stderr
+    finally:
+        taken.close()
+
+
 def test_serves_the_champion_from_the_registry(trained: TrainedModel, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
@@ -135,6 +173,11 @@ def test_help_lists_the_settings(option: str) -> None:
         "--workers",
         "--max-batch-rows",
         "--drift-window-seconds",
+        "--grpc-port",
+        "--header-timeout-seconds",
+        "--body-timeout-seconds",
+        "--max-connections",
+        "--ssl-certfile",
     ):
         assert flag in result.stdout
 

@@ -111,12 +111,13 @@ def test_health_and_metadata_endpoints(server: Server) -> None:
 
 
 def test_no_http_call_can_unload_the_model(server: Server) -> None:
-    """kserve's repository extension (load / unload) is disabled: one model, loaded at start-up."""
-    for path in ("/v2/repository/models/credit-risk/unload", "/v2/repository/models/credit-risk/load"):
+    """No model repository extension: one model, loaded at start-up; no explainer route either."""
+    for path in ("/v2/repository/models/credit-risk/unload", "/v2/repository/models/credit-risk/load",
+                 "/v1/models/credit-risk:explain"):  # fmt: skip
         status, _, content = http("POST", server.url + path, b"")
-        assert status == 404 and b"repository extension is disabled" in content
-    status, _, content = http("POST", server.url + "/v1/models/credit-risk:explain", b"{}")
-    assert status == 404 and b"no explainer" in content  # kserve: 501, a server error
+        assert status == 404 and json.loads(content) == {
+            "error": f"no route {path}: see /openapi.json for the served routes"
+        }
     assert http("GET", server.url + "/v2/models/credit-risk/ready")[0] == 200
 
 
