@@ -5,7 +5,8 @@ What KServe and Knative do with the declared ports (read in their sources, KServ
 
 * KServe Standard (RawDeployment) mode makes the Service ``<name>-predictor`` from the predictor container's
   ports (``createDefaultSvc`` in pkg/controller/v1beta1/inferenceservice/reconcilers/service/
-  service_reconciler.go, the same code in every supported release): the first port becomes Service port 80,
+  service_reconciler.go, the same port rule in every supported release; 0.20 adds a ``customizeService`` hook,
+  a no-op in upstream builds): the first port becomes Service port 80,
   every later port keeps its own number, and a port whose name contains ``grpc`` or ``h2c`` gets
   ``appProtocol: kubernetes.io/h2c`` (``isGrpcPort``/``getAppProtocol``). ``kserve_predictor_service`` below
   is that algorithm, so the tests check what KServe will make of the rendered object.
