@@ -223,7 +223,8 @@ def test_server_values_become_flags(render: Callable[..., list[dict]]) -> None:
     assert {flag: arg(args, flag) for flag in expected} == expected
     assert args[-2:] == ["--access-log", "false"]  # extraArgs last: they win
     assert container["env"] == [{"name": "OMP_NUM_THREADS", "value": "1"}]
-    assert container["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"},
+                                  {"name": "grpc", "containerPort": 8081, "protocol": "TCP"}]  # fmt: skip
     for probe, path in (("startupProbe", "/v2/health/live"), ("livenessProbe", "/v2/health/live"),
                         ("readinessProbe", "/v2/health/ready")):  # fmt: skip
         assert container[probe]["httpGet"] == {"path": path, "port": 9000}

@@ -93,6 +93,26 @@ app.kubernetes.io/component: predictor
 {{- if eq .Values.mode "kserve" }}http1{{ else }}http{{ end }}
 {{- end }}
 
+{{/* "true" when the V2 gRPC port is served and exposed: server.grpcPort > 0, except in KServe Knative mode,
+     where Knative validates that a revision declares exactly one container port (knative.dev/serving
+     pkg/apis/serving/k8s_validation.go: "more than one container port is set") and its queue-proxy
+     forwards to that one port only. So in Knative mode the pod declares the HTTP port alone and the
+     predictor gets --grpc-port 0: no listener that nothing routes to. */}}
+{{- define "credit-risk.grpcEnabled" -}}
+{{- if and (gt (int .Values.server.grpcPort) 0) (ne (include "credit-risk.kserveServerless" .) "true") }}true{{ end }}
+{{- end }}
+
+{{/* In-cluster gRPC target host:port (helm test pod, NOTES). kserve Standard mode: KServe's Service maps the
+     first container port to 80 and keeps the number of every later port, so gRPC is <name>-predictor on
+     server.grpcPort. */}}
+{{- define "credit-risk.grpcTarget" -}}
+{{- if eq .Values.mode "kserve" }}
+{{- printf "%s-predictor.%s.svc.cluster.local:%d" (include "credit-risk.fullname" .) .Release.Namespace (int .Values.server.grpcPort) }}
+{{- else }}
+{{- printf "%s.%s.svc.cluster.local:%d" (include "credit-risk.fullname" .) .Release.Namespace (int .Values.service.grpcPort) }}
+{{- end }}
+{{- end }}
+
 {{/* In-cluster URL of the predictor (used by the helm test pod and NOTES). */}}
 {{- define "credit-risk.url" -}}
 {{- if eq .Values.mode "kserve" }}
@@ -205,6 +225,8 @@ app.kubernetes.io/component: predictor
     - {{ .Values.model.name | quote }}
     - --http-port
     - {{ $s.httpPort | int | quote }}
+    - --grpc-port
+    - {{ ternary ($s.grpcPort | int) 0 (eq (include "credit-risk.grpcEnabled" .) "true") | quote }}
     - --workers
     - {{ $s.workers | int | quote }}
     - --intra-op-threads
@@ -217,6 +239,14 @@ app.kubernetes.io/component: predictor
     - {{ $s.driftWindowSeconds | int | quote }}
     - --grace-period-seconds
     - {{ $s.gracePeriodSeconds | int | quote }}
+    - --header-timeout-seconds
+    - {{ $s.headerTimeoutSeconds | quote }}
+    - --body-timeout-seconds
+    - {{ $s.bodyTimeoutSeconds | quote }}
+    - --keep-alive-seconds
+    - {{ $s.keepAliveSeconds | quote }}
+    - --max-connections
+    - {{ $s.maxConnections | int | quote }}
     - --metrics-dir
     - /tmp/credit-risk-metrics
     {{- if not (kindIs "invalid" $s.threshold) }}
@@ -252,9 +282,16 @@ app.kubernetes.io/component: predictor
     {{- toYaml . | nindent 4 }}
   {{- end }}
   ports:
+    # The HTTP port first: KServe's Service maps the first port to 80 (kserve mode).
     - name: {{ include "credit-risk.portName" . }}
       containerPort: {{ $s.httpPort }}
       protocol: TCP
+    {{- if include "credit-risk.grpcEnabled" . }}
+    # KServe gives a port whose name contains "grpc" or "h2c" appProtocol kubernetes.io/h2c on its Service.
+    - name: grpc
+      containerPort: {{ $s.grpcPort }}
+      protocol: TCP
+    {{- end }}
   {{- if not $serverless }}
   startupProbe:
     httpGet:
@@ -564,6 +601,13 @@ volumes:
 {{- end }}
 {{- if and .Values.model.storageUri (not (regexMatch "^(s3|gs|https?|pvc)://[^/]+" .Values.model.storageUri)) }}
 {{- fail (printf "model.storageUri %s: use s3://BUCKET/PATH, gs://BUCKET/PATH, https://HOST/PATH or pvc://CLAIM/PATH" .Values.model.storageUri) }}
+{{- end }}
+{{- $s := .Values.server }}
+{{- if and (gt (int $s.grpcPort) 0) (eq (int $s.grpcPort) (int $s.httpPort)) }}
+{{- fail (printf "server.grpcPort and server.httpPort are both %d: give gRPC its own port (or server.grpcPort=0 to turn it off)" (int $s.httpPort)) }}
+{{- end }}
+{{- if and (eq .Values.mode "deployment") (gt (int $s.grpcPort) 0) (eq (int .Values.service.grpcPort) (int .Values.service.port)) }}
+{{- fail (printf "service.grpcPort and service.port are both %d: give the Service's gRPC port its own number" (int .Values.service.port)) }}
 {{- end }}
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- if and $pdb.enabled (eq (kindIs "invalid" $pdb.maxUnavailable) (kindIs "invalid" $pdb.minAvailable)) }}
