@@ -65,8 +65,8 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings  # noqa: E
 from hypothesis import seed as hypothesis_seed  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from harness.processes import cmdline, descendants, proc_stat, role, worker_pids  # noqa: E402
 from ml.schema import FEATURE_NAMES  # noqa: E402
-from reliability.processes import cmdline, descendants, proc_stat, role, worker_pids  # noqa: E402
 
 MODEL = "credit-risk"
 VERSION = "1"

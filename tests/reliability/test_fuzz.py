@@ -16,6 +16,7 @@ import pytest
 
 from harness.net import http
 from harness.predictor import Server, running_server, train_small_model
+from harness.processes import worker_pids
 from reliability.fuzz import (
     INFER,
     INFER_VERSIONED,
@@ -24,7 +25,6 @@ from reliability.fuzz import (
     run_fuzz,
     server_side_statuses,
 )
-from reliability.processes import worker_pids
 
 MAX_BYTES = 1_000_000
 WIDTH = 26
