@@ -17,14 +17,9 @@ import pytest
 from harness.net import http
 from harness.predictor import Server, running_server, train_small_model
 from harness.processes import worker_pids
-from reliability.fuzz import (
-    INFER,
-    INFER_VERSIONED,
-    PREDICT,
-    FuzzConfig,
-    run_fuzz,
-    server_side_statuses,
-)
+from reliability.fuzz import FuzzConfig, run_fuzz
+from reliability.monitor import server_side_statuses
+from reliability.target import INFER, INFER_VERSIONED, PREDICT
 
 MAX_BYTES = 1_000_000
 WIDTH = 26
