@@ -40,7 +40,6 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -56,7 +55,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.machine import cpu_seconds, machine  # noqa: E402
 from harness.net import free_port, http, stop, wait_ready  # noqa: E402
+from harness.predictor import v2_binary_body, v2_body  # noqa: E402
+from harness.wrk import NoiseMeter, ensure_wrk, run_wrk  # noqa: E402
 
 BENCH = ROOT / "bench"
 SERVE_HELPERS = BENCH / "serve"
@@ -125,25 +127,6 @@ def _on_signal(signum: int, frame: object) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- environment
-
-
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    say("wrk not found: apt-get install -y wrk")
-    if os.geteuid() != 0:
-        raise SystemExit("wrk is missing and this is not root: run `sudo apt-get install -y wrk` first")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(["apt-get", "install", "-y", "wrk"], env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True)
-        result = subprocess.run(["apt-get", "install", "-y", "wrk"], env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise SystemExit(f"cannot install wrk:\n{result.stderr[-2000:]}")
-    found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("wrk is still not on PATH after apt-get install")
-    return found
 
 
 def _installed(name: str) -> str | None:
@@ -217,24 +200,6 @@ class BenchModel:
     rows: dict[int, np.ndarray]  # rows per request -> float32 [N, 26] (as sent)
     onnx_bytes: int = 0
     train_seconds: float = 0.0
-
-
-def v2_body(X: np.ndarray) -> bytes:
-    """A V2 JSON request: one FP32 tensor ``features`` [N, 26], values as their shortest float32 spelling."""
-    data = ",".join(repr(float(str(v))) for v in X.astype(np.float32).ravel())
-    rows, width = X.shape
-    return f'{{"inputs":[{{"name":"features","shape":[{rows},{width}],"datatype":"FP32","data":[{data}]}}]}}'.encode()
-
-
-def v2_binary_body(X: np.ndarray) -> tuple[bytes, int]:
-    """The same tensor with the binary tensor extension: a JSON header, then the raw little-endian FP32 bytes."""
-    raw = np.ascontiguousarray(X, dtype="<f4").tobytes()
-    header = json.dumps(
-        {"inputs": [{"name": "features", "shape": list(X.shape), "datatype": "FP32",
-                     "parameters": {"binary_data_size": len(raw)}}]},
-        separators=(",", ":"),
-    ).encode()  # fmt: skip
-    return header + raw, len(header)
 
 
 def train_model(folder: Path, model_type: str, rows: int | None) -> BenchModel:
@@ -463,40 +428,6 @@ def verify(contender: Contender, url: str, model: BenchModel, kind: str = "json"
 # ---------------------------------------------------------------------------------------------- noise
 
 
-def _group_cpu_seconds(pgid: int | None) -> float:
-    """CPU seconds of every live process in process group ``pgid`` (plus the children they reaped)."""
-    if pgid is None:
-        return 0.0
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ...
-                total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-class NoiseMeter:
-    """Share of the machine's CPU used by processes other than this benchmark (and the server's group) over
-    a block: ~0 on an idle machine; above a few percent, the block's numbers are disturbed."""
-
-    def __init__(self, pgid: int | None = None) -> None:
-        self.pgid = pgid
-        self.foreign = 0.0
-
-    def __enter__(self) -> NoiseMeter:
-        self._busy, self._own = cpu_seconds()
-        self._group = _group_cpu_seconds(self.pgid)
-        self._wall = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        busy, own = cpu_seconds()
-        wall = time.perf_counter() - self._wall
-        ours = (own - self._own) + (_group_cpu_seconds(self.pgid) - self._group)
-        self.foreign = max(0.0, (busy - self._busy) - ours) / max(wall * (os.cpu_count() or 1), 1e-9)
-
-
 def least_noisy(measure: Callable[[], dict], pgid: int | None, retries: int, limit: float) -> dict:
     """``measure()`` up to ``1 + retries`` times until other processes used at most ``limit`` of the CPU;
     the least disturbed result, with its ``foreign_cpu_share`` and ``attempts``."""
@@ -535,17 +466,6 @@ end
 """
 
 
-def run_wrk(argv: list[str], timeout: float) -> dict:
-    """Run ``wrk`` with a Lua script whose ``done()`` prints one ``WRK_RESULT {json}`` line; that JSON."""
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
-    if result.returncode != 0 or line is None:
-        raise BenchError(
-            f"wrk failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-        )
-    return json.loads(line.removeprefix("WRK_RESULT "))
-
-
 class Wrk:
     """``wrk`` with one Lua script per payload (kind, rows): the body is read from a file, sent on every request."""
 
@@ -568,7 +488,7 @@ class Wrk:
         # wrk takes whole seconds only.
         argv = [self.binary, "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", "--timeout", "60s",
                 "--latency", "-s", str(self.scripts[kind, rows]), url + INFER_PATH]  # fmt: skip
-        raw = run_wrk(argv, timeout=seconds + 120)
+        raw = run_wrk(argv, timeout=seconds + 120, error=BenchError)
         errors = sum(
             raw[k] for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts")
         )
@@ -781,41 +701,6 @@ def table(results: dict[str, dict], labels: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict[str, object]:
-    info: dict[str, object] = {
-        "cpus": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-    }
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        info["memory_gb"] = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
-    return info
-
-
-def cpu_seconds() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped children)."""
-    import resource
-
-    busy = 0.0
-    with contextlib.suppress(OSError, ValueError):
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        # user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy
-        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-    own = sum(
-        getattr(resource.getrusage(who), f)
-        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-        for f in ("ru_utime", "ru_stime")
-    )
-    return busy, own
-
-
 def git_state() -> dict[str, object]:
     """The commit measured, and whether the server's code differed from it (uncommitted changes)."""
 
@@ -931,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
     response_bytes: dict[str, dict] = {}
     mlserver_env = None
     try:
-        wrk_binary = ensure_wrk()
+        wrk_binary = ensure_wrk(say)
         if "mlserver" in args.contenders:
             mlserver_env = ensure_mlserver_venv()
         say(f"training {args.model_type} on the default synthetic data (forward target) in {workdir}")

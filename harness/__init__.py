@@ -2,7 +2,11 @@
 ``monitoring/`` (stack, snapshot).
 
 * :mod:`harness.net` — loopback ports, one HTTP call, waiting for a process to answer, stopping it.
-* :mod:`harness.predictor` — a small model trained by ``ml`` and a real ``python -m serving`` process.
+* :mod:`harness.predictor` — a small model trained by ``ml``, a real ``python -m serving`` process, V2
+  request bodies.
+* :mod:`harness.processes` — what ``/proc`` says about a server's processes: workers, CPU, memory.
+* :mod:`harness.machine` — the machine's facts (CPUs, memory, platform) and its busy CPU time.
+* :mod:`harness.wrk` — ``wrk`` (installed if missing, run, its result) and the CPU other processes took.
 * :mod:`harness.servers` — real protocol servers: S3 (moto), GCS (emulator), HTTPS, ``mlflow server``.
 
 It never imports ``tests/``; the tests import it.

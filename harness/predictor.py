@@ -1,7 +1,9 @@
-"""A small model trained by ``ml`` and a real predictor process (``python -m serving``) on a loopback port."""
+"""A small model trained by ``ml``, a real predictor process (``python -m serving``) on a loopback port, and
+V2 request bodies for it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -91,3 +93,22 @@ def running_server(*args: str, env: dict[str, str] | None = None, workdir: Path 
         yield server
     finally:
         stop(process)
+
+
+def v2_body(X: np.ndarray) -> bytes:
+    """A V2 JSON request: one FP32 tensor ``features`` [N, 26], values as their shortest float32 spelling."""
+    data = ",".join(repr(float(str(v))) for v in X.astype(np.float32).ravel())
+    rows, width = X.shape
+    return f'{{"inputs":[{{"name":"features","shape":[{rows},{width}],"datatype":"FP32","data":[{data}]}}]}}'.encode()
+
+
+def v2_binary_body(X: np.ndarray) -> tuple[bytes, int]:
+    """The same tensor with the binary tensor extension: a JSON header, then the raw little-endian FP32 bytes;
+    and the header's length (the ``Inference-Header-Content-Length``)."""
+    raw = np.ascontiguousarray(X, dtype="<f4").tobytes()
+    header = json.dumps(
+        {"inputs": [{"name": "features", "shape": list(X.shape), "datatype": "FP32",
+                     "parameters": {"binary_data_size": len(raw)}}]},
+        separators=(",", ":"),
+    ).encode()  # fmt: skip
+    return header + raw, len(header)

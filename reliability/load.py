@@ -72,10 +72,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_serve import NoiseMeter, ensure_wrk, machine, run_wrk, v2_body  # noqa: E402
+from harness.machine import machine  # noqa: E402
 from harness.net import http  # noqa: E402
-from harness.predictor import running_server, train_small_model  # noqa: E402
-from reliability.processes import group_pids, proc_stat, pss_bytes, role  # noqa: E402
+from harness.predictor import running_server, train_small_model, v2_body  # noqa: E402
+from harness.processes import group_pids, proc_stat, pss_bytes, role  # noqa: E402
+from harness.wrk import NoiseMeter, ensure_wrk, run_wrk  # noqa: E402
 
 RESULTS = ROOT / "reliability" / "results" / "load.json"
 MODEL_NAME = "credit-risk"
@@ -283,7 +284,7 @@ class Wrk:
     """``wrk -t1 -cC -dSs`` over the given requests, in a separate process."""
 
     def __init__(self, folder: Path, requests: list[Request]) -> None:
-        self.binary = ensure_wrk()
+        self.binary = ensure_wrk(say)
         bodies = folder / "wrk-bodies.tsv"
         with bodies.open("wb") as out:
             for r in requests:

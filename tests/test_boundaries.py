@@ -1,6 +1,7 @@
 """The import boundaries the project relies on, read from the source (every ``import``, also inside
 functions): the predictor ships without ``ml/`` (the ONNX metadata carries the contract), and the tooling
-shares ``harness/`` instead of reaching into ``tests/``."""
+(``bench/``, ``reliability/``, ``monitoring/``) shares ``harness/`` instead of reaching into ``tests/`` or
+into one another."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from harness import ROOT
 
 FORBIDDEN = {
     "serving": {"ml", "harness", "tests", "bench", "reliability", "monitoring"},
-    "harness": {"tests", "bench", "reliability"},
-    "bench": {"tests"},
-    "reliability": {"tests"},
-    "monitoring": {"tests"},
+    "harness": {"tests", "bench", "reliability", "monitoring"},
+    # The tooling shares harness/ (servers, wrk, processes, machine facts), never one another's scripts.
+    "bench": {"tests", "reliability", "monitoring"},
+    "reliability": {"tests", "bench", "monitoring"},
+    "monitoring": {"tests", "bench", "reliability"},
     "k8s": {"tests", "harness"},  # the kind job's scripts run without the checkout's tooling
 }
 

@@ -16,15 +16,10 @@ import pytest
 
 from harness.net import http
 from harness.predictor import Server, running_server, train_small_model
-from reliability.fuzz import (
-    INFER,
-    INFER_VERSIONED,
-    PREDICT,
-    FuzzConfig,
-    run_fuzz,
-    server_side_statuses,
-)
-from reliability.processes import worker_pids
+from harness.processes import worker_pids
+from reliability.fuzz import FuzzConfig, run_fuzz
+from reliability.monitor import server_side_statuses
+from reliability.target import INFER, INFER_VERSIONED, PREDICT
 
 MAX_BYTES = 1_000_000
 WIDTH = 26

@@ -1,4 +1,6 @@
-"""What ``/proc`` tells about the predictor's processes (Linux): shared by ``fuzz.py`` and ``load.py``.
+"""What ``/proc`` tells about the predictor's processes (Linux): shared by ``reliability/`` (the fuzz
+monitor, the load sampler) and ``bench/`` (the CPU of a server's process group, through
+:class:`harness.wrk.NoiseMeter`).
 
 kserve runs ``--workers N > 1`` as a parent that spawns N workers (multiprocessing ``spawn``) plus
 multiprocessing's resource tracker; with one worker it serves in the parent itself.
@@ -71,6 +73,20 @@ def group_pids(pgid: int) -> list[int]:
             if stat is not None and stat.pgrp == pgid and stat.state != "Z":
                 pids.append(int(entry.name))
     return sorted(pids)
+
+
+def group_cpu_seconds(pgid: int | None) -> float:
+    """CPU seconds of every process in process group ``pgid`` (zombies included), plus the children they
+    reaped; 0 for None."""
+    if pgid is None:
+        return 0.0
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ...
+                total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def pss_bytes(pid: int) -> int:
