@@ -23,9 +23,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.net import free_port, http
+from harness.triton_grpc import run_triton_grpc
 from tests.deploy.conftest import K8S, ROOT, combo_values, deep_merge, one, require_tool, unavailable
 
 BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -102,14 +104,14 @@ class Rendered:
         for var in container.get("env", []):
             assert "value" in var, f"env {var['name']} uses valueFrom: cannot be reproduced with docker run"
             self.env[var["name"]] = var["value"]
-        (port,) = container["ports"]
-        self.port: int = port["containerPort"]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        assert set(ports) == {"http", "grpc"}, ports
+        self.port: int = ports["http"]
+        self.grpc_port: int = ports["grpc"]
+        assert self.args[self.args.index("--grpc-port") + 1] == str(self.grpc_port)
         self.readiness = container["readinessProbe"]["httpGet"]
         self.liveness = container["livenessProbe"]["httpGet"]
-        assert self.readiness["port"] in (self.port, port["name"]) and self.liveness["port"] in (
-            self.port,
-            port["name"],
-        )
+        assert self.readiness["port"] in (self.port, "http") and self.liveness["port"] in (self.port, "http")
         volumes = {v["name"]: v for v in pod["volumes"]}
         mounts = {m["name"]: m for m in container["volumeMounts"]}
         (model,) = [name for name, v in volumes.items() if "hostPath" in v]
@@ -128,9 +130,10 @@ class Rendered:
         self.grace_period = int(self.args[self.args.index("--grace-period-seconds") + 1])
         self.model_name = self.args[self.args.index("--model-name") + 1]
 
-    def docker_run_args(self, name: str, host_port: int, image: str) -> list[str]:
+    def docker_run_args(self, name: str, host_port: int, image: str, grpc_host_port: int) -> list[str]:
         return docker_run_args(self.pod, self.container, image, name=name,
-                               extra=["--detach", "--publish", f"127.0.0.1:{host_port}:{self.port}"])  # fmt: skip
+                               extra=["--detach", "--publish", f"127.0.0.1:{host_port}:{self.port}",
+                                      "--publish", f"127.0.0.1:{grpc_host_port}:{self.grpc_port}"])  # fmt: skip
 
 
 def docker_run_args(
@@ -191,11 +194,11 @@ def rendered(render: Callable[..., list[dict]], model_dir: Path) -> Rendered:
 
 @pytest.fixture
 def container(image: str, rendered: Rendered) -> Iterator[tuple[str, str]]:
-    host_port = free_port()
+    host_port, grpc_host_port = free_port(), free_port()
     name = f"credit-risk-deploy-test-{host_port}"
-    docker("run", *rendered.docker_run_args(name, host_port, image)[1:])
+    docker("run", *rendered.docker_run_args(name, host_port, image, grpc_host_port)[1:])
     try:
-        yield name, f"http://127.0.0.1:{host_port}"
+        yield name, f"http://127.0.0.1:{host_port}", f"127.0.0.1:{grpc_host_port}"
     finally:
         docker("rm", "--force", name, check=False)
 
@@ -229,10 +232,10 @@ def test_rendered_container_is_hardened(rendered: Rendered) -> None:
 
 
 def test_image_runs_as_the_chart_runs_it(
-    container: tuple[str, str], rendered: Rendered, model_dir: Path, capsys: pytest.CaptureFixture,
+    container: tuple[str, str, str], rendered: Rendered, model_dir: Path, capsys: pytest.CaptureFixture,
     request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
-    name, base = container
+    name, base, grpc_target = container
     build_seconds, size = request.config.stash[IMAGE_STATS]
     report(capsys, f"image {IMAGE}: {size / 1e6:.1f} MB (docker build {build_seconds:.1f}s)")
     assert size < IMAGE_SIZE_BUDGET, (
@@ -253,6 +256,13 @@ def test_image_runs_as_the_chart_runs_it(
         f"smoke failed:\n{smoke.stdout}\n{smoke.stderr}\ncontainer logs:\n{logs(name)}"
     )
     assert "SMOKE OK" in smoke.stdout
+    # V2 over gRPC on the chart's gRPC port, with Triton's own client: the same scores as over HTTP.
+    expected = json.loads((model_dir / "expected.json").read_text())
+    answer = run_triton_grpc(grpc_target, np.asarray(expected["rows"], dtype=np.float32), model=rendered.model_name)
+    assert answer["ready"] and answer["model_ready"], answer
+    for way in ("infer_raw", "infer_contents"):
+        probabilities = answer[way]["outputs"]["probability"]["data"]
+        np.testing.assert_allclose(probabilities, expected["probabilities"], atol=expected["tolerance"])
 
     status, _, body = http("GET", base + rendered.liveness["path"])
     assert status == 200, body
