@@ -286,21 +286,24 @@ def create_server(model: Any, settings: Any) -> grpc.aio.Server:
     """The gRPC server of ``model``, not started (call inside the running event loop that will serve it).
 
     Listens on ``settings.host:settings.grpc_port``; messages (both ways) up to ``settings.max_request_bytes``
-    (grpc refuses larger ones with RESOURCE_EXHAUSTED); ``SO_REUSEPORT`` when ``settings.workers > 1``, so
-    every worker process binds the same port; TLS when ``settings.ssl_certfile`` and ``ssl_keyfile`` are set,
-    re-read when either file changes (a rotated certificate serves new connections without a restart).
+    (grpc refuses larger ones with RESOURCE_EXHAUSTED, compressed ones by their decompressed size); a
+    connection that has not finished its HTTP/2 (and TLS) handshake after ``settings.header_timeout_seconds``
+    is closed (grpc's default waits 60 s); ``SO_REUSEPORT`` when ``settings.workers > 1``, so every worker
+    process binds the same port; TLS when ``settings.ssl_certfile`` and ``ssl_keyfile`` are set, re-read when
+    either file changes (a rotated certificate serves new connections without a restart).
     """
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", settings.max_request_bytes),
+            ("grpc.server_handshake_timeout_ms", max(1, round(settings.header_timeout_seconds * 1000))),
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ]
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(model), server)
     host = settings.host
     address = f"[{host}]:{settings.grpc_port}" if ":" in host else f"{host}:{settings.grpc_port}"
-    certfile, keyfile = getattr(settings, "ssl_certfile", None), getattr(settings, "ssl_keyfile", None)
+    certfile, keyfile = settings.ssl_certfile, settings.ssl_keyfile
     if certfile and keyfile:
         server.add_secure_port(address, tls_credentials(Path(certfile), Path(keyfile)))
     else:

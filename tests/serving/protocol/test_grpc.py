@@ -8,9 +8,11 @@ import asyncio
 import json
 import logging
 import re
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,7 +56,7 @@ class Model(CreditRiskModel):
 def settings_for(port: int, **overrides: Any) -> SimpleNamespace:
     """What create_server reads from ServingSettings (some fields are not on this branch's settings yet)."""
     values = dict(host="127.0.0.1", grpc_port=port, max_request_bytes=MAX_BYTES, workers=1,
-                  ssl_certfile=None, ssl_keyfile=None)  # fmt: skip
+                  header_timeout_seconds=5.0, ssl_certfile=None, ssl_keyfile=None)  # fmt: skip
     return SimpleNamespace(**{**values, **overrides})
 
 
@@ -369,6 +371,28 @@ def test_a_message_over_the_limit_is_resource_exhausted(served: Served) -> None:
     error = rpc_error(served.stub.ModelInfer, infer_request(rows))
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert served.stub.ServerLive(pb.ServerLiveRequest()).live  # and the server goes on
+
+
+def test_a_compressed_message_counts_by_its_decompressed_size(served: Served) -> None:
+    bomb = infer_request(np.zeros((4 * MAX_BYTES // (4 * F), F), np.float32))  # 4 MiB of zeros: ~4 kB gzipped
+    with grpc.insecure_channel(served.target, compression=grpc.Compression.Gzip) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        assert rpc_error(stub.ModelInfer, bomb).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        response = stub.ModelInfer(infer_request(served.rows), timeout=30)  # compression itself is fine
+    np.testing.assert_allclose(outputs_of(response)["probability"], served.expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("sent", [b"", b"PRI * HTTP/2.0\r\n"], ids=["nothing", "half a preface"])
+def test_a_silent_connection_is_closed_after_the_header_timeout(served: Served, sent: bytes) -> None:
+    settings = settings_for(free_port(), header_timeout_seconds=0.5)
+    with running(served.model, settings), socket.create_connection(("127.0.0.1", settings.grpc_port)) as s:
+        s.settimeout(30)
+        s.sendall(sent)
+        started = time.monotonic()
+        while s.recv(4096):  # the server's SETTINGS frame, then nothing until it closes
+            pass
+        waited = time.monotonic() - started
+    assert 0.3 < waited < 5, waited
 
 
 # ------------------------------------------------------------------------------------------------ metrics
