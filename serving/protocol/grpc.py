@@ -47,6 +47,7 @@ SERVICE = "inference.GRPCInferenceService"
 SERVER_NAME = "credit-risk-predictor"
 PLATFORM = "onnxruntime_onnx"
 UNKNOWN_MODEL = "unknown"  # the metrics label of a request naming a model not served here
+MAX_DETAILS_BYTES = 2048  # percent-encoded in the grpc-message trailer: 6 kB at most
 
 # The typed field of InferTensorContents each datatype travels in. FP16 has none: it goes raw only.
 CONTENTS_FIELD = {
@@ -144,7 +145,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def _served(self, name: str, version: str) -> None:
         """``name`` must be the served model; an empty ``version`` means the served one."""
         if name != self.model.name:
-            raise ModelNotFound(name, self.model.name)
+            raise ModelNotFound(_short(name), self.model.name)
         if version and version != self.model.version:
             raise VersionNotServed(
                 f"model '{self.model.name}' has no version {v2.describe(version)} here; "
@@ -172,7 +173,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 response = await response
         except ServingError as error:
             self._record(route, label, error.status, started)
-            await context.abort(error.grpc_code, str(error))
+            await context.abort(error.grpc_code, _details(str(error)))
         except Exception:
             log.exception("gRPC %s failed", method)
             self._record(route, label, HTTPStatus.INTERNAL_SERVER_ERROR, started)
@@ -209,13 +210,16 @@ def read_request(request: pb.ModelInferRequest) -> v2.Request:
         if raw:
             if tensor.HasField("contents"):
                 raise InvalidRequest(
-                    f"{where} '{tensor.name}' has contents while the request carries raw_input_contents: "
-                    "send every input raw or none"
+                    f"{where} {_quoted(tensor.name)} has contents while the request carries "
+                    "raw_input_contents: send every input raw or none"
                 )
             inputs.append(v2.tensor_from_bytes(tensor.name, tensor.datatype, shape, raw[i], where))
         else:
             values = _contents(tensor, where)
-            inputs.append(v2.tensor_from_values(tensor.name, tensor.datatype, shape, values, where))
+            # typed contents hold no stray booleans: the codec can skip looking for them
+            inputs.append(
+                v2.tensor_from_values(tensor.name, tensor.datatype, shape, values, where, booleans=False)
+            )
     outputs = tuple(v2.RequestedOutput(name=o.name, binary=None) for o in request.outputs)
     return v2.Request(
         id=request.id,
@@ -230,29 +234,46 @@ def _contents(tensor: pb.ModelInferRequest.InferInputTensor, where: str) -> list
     """The values of ``tensor`` from the one ``*_contents`` field its datatype travels in."""
     datatype = tensor.datatype
     if datatype not in v2.DATATYPES:
-        raise InvalidRequest(
-            f"{where} '{tensor.name}': datatype {v2.describe(datatype)} is not a V2 datatype "
-            f"(one of {', '.join(v2.DATATYPES)}, case-sensitive)"
-        )
+        return []  # the codec refuses the datatype itself, with the message (and hint) HTTP clients get
+    label = f"{where} {_quoted(tensor.name)} ({datatype})"
     field = CONTENTS_FIELD.get(datatype)
-    contents = tensor.contents
-    given = [f for f in _ALL_FIELDS if len(getattr(contents, f))]
     if field is None:
         raise InvalidRequest(
-            f"{where} '{tensor.name}' ({datatype}): {datatype} has no typed contents field over gRPC; "
-            "send it in raw_input_contents"
+            f"{label}: {datatype} has no typed contents field over gRPC; send it in raw_input_contents"
         )
-    if any(f != field for f in given):
-        wrong = ", ".join(f for f in given if f != field)
-        raise InvalidRequest(
-            f"{where} '{tensor.name}' ({datatype}): values are in {wrong}; {datatype} values go in {field}"
-        )
+    contents = tensor.contents
+    wrong = [f for f in _ALL_FIELDS if f != field and len(getattr(contents, f))]
+    if wrong:
+        raise InvalidRequest(f"{label}: values are in {', '.join(wrong)}; {datatype} values go in {field}")
     if not tensor.HasField("contents"):
         raise InvalidRequest(
-            f"{where} '{tensor.name}' ({datatype}) has no contents: send its values in contents.{field} "
-            "or every input in raw_input_contents"
+            f"{label}: has no contents; send its values in contents.{field}, or every input in "
+            "raw_input_contents"
         )
     return list(getattr(contents, field))
+
+
+def _plain(name: str) -> bool:
+    return len(name) <= 40 and name.isprintable()
+
+
+def _quoted(name: str) -> str:
+    """A client-given name in a message, as the codec writes them: quoted if plain, else JSON and abridged."""
+    return f"'{name}'" if _plain(name) else v2.describe(name, 42)
+
+
+def _short(name: str) -> str:
+    """A client-given name for a message that quotes it itself: as is if plain, else JSON and abridged."""
+    return name if _plain(name) else v2.describe(name, 42)
+
+
+def _details(message: str) -> str:
+    """The status message, at most ``MAX_DETAILS_BYTES`` of UTF-8: it travels in a trailer, and a client
+    refuses trailers over 8-16 kB (a status it would never see: it reports RESOURCE_EXHAUSTED instead)."""
+    encoded = message.encode()
+    if len(encoded) <= MAX_DETAILS_BYTES:
+        return message
+    return encoded[: MAX_DETAILS_BYTES - 3].decode(errors="ignore") + "…"
 
 
 def _parameters(parameters: Any) -> dict[str, object]:

@@ -33,6 +33,7 @@ from harness import ROOT
 from harness.net import free_port
 from harness.predictor import TrainedModel
 from harness.triton_grpc import run_triton_grpc
+from serving.errors import InvalidRequest
 from serving.model import CreditRiskModel
 from serving.protocol import v2
 from serving.protocol.grpc import create_server
@@ -357,6 +358,33 @@ def test_unknown_model_and_version_are_not_found(served: Served) -> None:
         error = rpc_error(call, request)
         assert error.code() == grpc.StatusCode.NOT_FOUND
         assert '"999"' in error.details() and model.version in error.details()
+
+
+def test_a_hostile_model_name_is_not_found_in_a_short_message(served: Served) -> None:
+    name = "é" * 100_000  # echoed whole, the status would exceed the client's trailer limit
+    for call, request in [
+        (served.stub.ModelInfer, infer_request(served.rows, model=name)),
+        (served.stub.ModelMetadata, pb.ModelMetadataRequest(name=name)),
+    ]:
+        error = rpc_error(call, request)
+        assert error.code() == grpc.StatusCode.NOT_FOUND and len(error.details()) < 200, error.details()
+        assert "is not served here" in error.details()
+
+
+class Verbose:
+    """A model object whose (client-caused) error message is far longer than a trailer may be."""
+
+    name, version, ready, metrics = "credit-risk", "1", True, None
+
+    async def __call__(self, request: v2.Request) -> v2.Outputs:
+        raise InvalidRequest("bad: " + "x" * 100_000)
+
+
+def test_a_long_message_is_cut_to_fit_a_trailer() -> None:
+    with running(Verbose(), settings_for(free_port())) as target, grpc.insecure_channel(target) as channel:
+        error = rpc_error(pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer, _raw([1, F], bytes(4 * F)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("bad: xxx") and len(error.details().encode()) <= 2048
 
 
 def test_the_repository_extension_is_not_served(served: Served) -> None:
