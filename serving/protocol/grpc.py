@@ -7,10 +7,11 @@ one model object with the same codec, limits and metrics as the HTTP routes.
   ``raw_input_contents`` through :func:`v2.tensor_from_bytes` — and the answer carries every output in
   ``raw_output_contents`` (little-endian; BYTES length-prefixed), which both ``tritonclient.grpc``'s
   ``InferResult.as_numpy`` and kserve's ``InferResponse.from_grpc`` decode.
-* Every :class:`ServingError` aborts with its own ``grpc_code`` and message (a client mistake is
-  INVALID_ARGUMENT or NOT_FOUND, an unloaded model UNAVAILABLE); anything else is a server bug: INTERNAL,
-  logged with its traceback. A message over ``max_request_bytes`` is refused by grpc itself
-  (RESOURCE_EXHAUSTED) before it reaches the servicer.
+* Every :class:`ServingError` aborts with its own ``grpc_code`` and message, capped at 2 kB (a client
+  mistake is INVALID_ARGUMENT or NOT_FOUND, inference before the model is loaded UNAVAILABLE); anything
+  else is a server bug: INTERNAL, logged with its traceback. A message over ``max_request_bytes`` is
+  refused by grpc itself (RESOURCE_EXHAUSTED) before it reaches the servicer. Metadata, as over HTTP, is
+  answered before the model is ready.
 * Each RPC is counted in ``model.metrics`` under the route ``/inference.GRPCInferenceService/<Method>``
   with the HTTP equivalent of its status (200 for OK).
 
@@ -104,13 +105,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext):
-        def metadata() -> pb.ModelMetadataResponse:
+        def metadata() -> pb.ModelMetadataResponse:  # answered before the model is ready, as over HTTP
             self._served(request.name, request.version)
-            self._ready()
             tensor = pb.ModelMetadataResponse.TensorMetadata
             return pb.ModelMetadataResponse(
                 name=self.model.name,
-                versions=[self.model.version],
+                versions=[self.model.version] if self.model.version else [],
                 platform=PLATFORM,
                 inputs=[tensor(**t) for t in self.model.get_input_types()],
                 outputs=[tensor(**t) for t in self.model.get_output_types()],
