@@ -9,7 +9,8 @@ one JSON document it prints:
 
     {"target": ..., "live": true, "ready": true, "model_ready": true,
      "server_metadata": {...}, "model_metadata": {...},
-     "infer_raw": {"id", "model_name", "model_version", "outputs": {name: {"datatype", "shape", "data"}}},
+     "infer_raw": {"id", "model_name", "model_version", "outputs": {name: {"datatype", "shape", "data"}},
+                   "order": [output names as answered], "requested": [names asked, [] for all]},
      "infer_contents": {...the same...}}
 
 ``infer_raw`` goes through tritonclient's own ``InferenceServerClient.infer`` (``raw_input_contents``, its

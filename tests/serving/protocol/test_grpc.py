@@ -569,6 +569,15 @@ def test_tritonclient_grpc(served: Served) -> None:
         assert outputs["decision"]["data"] == scored.decision.tolist()
 
 
+def test_tritonclient_grpc_requested_outputs(served: Served) -> None:
+    got = run_triton_grpc(served.target, served.rows[:3], outputs=["decision", "probability"])
+    for mode in ("infer_raw", "infer_contents"):
+        assert got[mode]["order"] == ["decision", "probability"], mode
+        np.testing.assert_allclose(
+            got[mode]["outputs"]["probability"]["data"], served.expected[:3], rtol=1e-6
+        )
+
+
 def test_tritonclient_grpc_sees_the_errors(served: Served) -> None:
     got = run_triton_grpc(served.target, served.rows[:1], model="fraud", outputs=["probability"])
     assert got["model_ready"]["error"]["code"] == "NOT_FOUND"
