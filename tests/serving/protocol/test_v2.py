@@ -724,3 +724,19 @@ def test_the_happy_path_looks_at_no_element_in_python(monkeypatch: pytest.Monkey
         np.testing.assert_array_equal(v2.decode(request, NAMES, 1000), X)
     ints = _read(_body(_tensor(np.arange(26000).tolist(), [1000, 26], "INT32")))
     assert ints.inputs[0].data.dtype == np.int32
+
+
+def test_reading_json_leaves_the_garbage_collector_as_it_was() -> None:
+    import gc
+
+    assert gc.isenabled()
+    _read(_body(_tensor([[1.0] * 26] * 3, [3, 26])))
+    _refused(b"{oops", "malformed JSON")
+    _refused(_body(_tensor([1, "x"], [2])), "element 1")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        _read(_body(_tensor([1.0] * 26)))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
