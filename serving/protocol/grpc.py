@@ -333,28 +333,28 @@ def create_server(model: Any, settings: Any) -> grpc.aio.Server:
 
 
 def tls_credentials(certfile: Path, keyfile: Path) -> grpc.ServerCredentials:
-    """Server credentials from PEM files, reloaded on the next handshake after either file changes."""
+    """Server credentials from PEM files, re-read at each TLS handshake and swapped when they changed.
 
-    def stamp() -> tuple[int, int]:
-        return certfile.stat().st_mtime_ns, keyfile.stat().st_mtime_ns
+    The files' contents are compared, not their times (a few kB per new connection; a rotation that lands
+    within the file system's timestamp granularity would otherwise go unseen)."""
 
-    def configuration() -> grpc.ServerCertificateConfiguration:
-        return grpc.ssl_server_certificate_configuration([(keyfile.read_bytes(), certfile.read_bytes())])
+    def read() -> tuple[bytes, bytes]:
+        return keyfile.read_bytes(), certfile.read_bytes()
 
-    current = {"stamp": stamp()}
-    initial = configuration()
+    current = {"pair": read()}
 
     def fetch() -> grpc.ServerCertificateConfiguration | None:
         try:
-            now = stamp()
-            if now == current["stamp"]:
-                return None  # keep the configuration in use
-            fresh = configuration()
+            pair = read()
         except OSError as exc:  # mid-rotation: keep serving the previous certificate
             log.warning("TLS certificate reload failed (%s); keeping the current one", exc)
             return None
-        current["stamp"] = now
+        if pair == current["pair"]:
+            return None  # keep the configuration in use
+        current["pair"] = pair
         log.info("TLS certificate reloaded from %s", certfile)
-        return fresh
+        return grpc.ssl_server_certificate_configuration([pair])
 
-    return grpc.dynamic_ssl_server_credentials(initial, fetch)
+    return grpc.dynamic_ssl_server_credentials(
+        grpc.ssl_server_certificate_configuration([current["pair"]]), fetch
+    )
