@@ -109,7 +109,7 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
             infer_request = v2.read_json_request(body)
         else:
             infer_request = v2.read_binary_request(body, header_length)
-        outputs = await model(infer_request)
+        outputs, _ = await model(infer_request)  # kserve's Model.__call__: (result, response headers)
         content, headers = v2.write_response(infer_request, outputs, model.name, model.version)
         return Response(content=content, headers=headers)
 

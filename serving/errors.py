@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 
 import grpc
@@ -29,7 +30,12 @@ class ModelNotFound(ServingError):
     grpc_code = grpc.StatusCode.NOT_FOUND
 
     def __init__(self, name: str, served: str) -> None:
-        super().__init__(f"model '{name}' is not served here; this server serves '{served}'")
+        shown = (
+            f"'{name}'"
+            if len(name) <= 40 and name.isprintable()
+            else json.dumps(name[:40], ensure_ascii=False) + "…"
+        )
+        super().__init__(f"model {shown} is not served here; this server serves '{served}'")
 
 
 class VersionNotServed(ServingError):

@@ -45,7 +45,6 @@ from serving.protocol import v2
 log = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
-SERVER_NAME = "credit-risk-predictor"
 PLATFORM = "onnxruntime_onnx"
 UNKNOWN_MODEL = "unknown"  # the metrics label of a request naming a model not served here
 MAX_DETAILS_BYTES = 2048  # percent-encoded in the grpc-message trailer: 6 kB at most
@@ -101,7 +100,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             "ServerMetadata",
             None,
             context,
-            lambda: pb.ServerMetadataResponse(name=SERVER_NAME, version=serving.__version__, extensions=[]),
+            lambda: pb.ServerMetadataResponse(
+                name=serving.SERVER_NAME, version=serving.__version__, extensions=[]
+            ),
         )
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext):
@@ -125,9 +126,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             self._served(request.model_name, request.model_version)
             self._ready()
             parsed = read_request(request)
-            result = await self.model(parsed)
-            # kserve's Model.__call__ answers (response, response headers); headers mean nothing here.
-            outputs = result[0] if isinstance(result, tuple) else result
+            outputs, _ = await self.model(parsed)  # kserve's Model.__call__: (result, response headers)
             return write_response(parsed, outputs, self.model.name, self.model.version)
 
         return await self._answer("ModelInfer", request.model_name, context, infer)
@@ -145,7 +144,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def _served(self, name: str, version: str) -> None:
         """``name`` must be the served model; an empty ``version`` means the served one."""
         if name != self.model.name:
-            raise ModelNotFound(_short(name), self.model.name)
+            raise ModelNotFound(name, self.model.name)
         if version and version != self.model.version:
             raise VersionNotServed(
                 f"model '{self.model.name}' has no version {v2.describe(version)} here; "
@@ -210,7 +209,7 @@ def read_request(request: pb.ModelInferRequest) -> v2.Request:
         if raw:
             if tensor.HasField("contents"):
                 raise InvalidRequest(
-                    f"{where} {_quoted(tensor.name)} has contents while the request carries "
+                    f"{where} {v2.quoted_name(tensor.name)} has contents while the request carries "
                     "raw_input_contents: send every input raw or none"
                 )
             inputs.append(v2.tensor_from_bytes(tensor.name, tensor.datatype, shape, raw[i], where))
@@ -235,7 +234,7 @@ def _contents(tensor: pb.ModelInferRequest.InferInputTensor, where: str) -> list
     datatype = tensor.datatype
     if datatype not in v2.DATATYPES:
         return []  # the codec refuses the datatype itself, with the message (and hint) HTTP clients get
-    label = f"{where} {_quoted(tensor.name)} ({datatype})"
+    label = f"{where} {v2.quoted_name(tensor.name)} ({datatype})"
     field = CONTENTS_FIELD.get(datatype)
     if field is None:
         raise InvalidRequest(
@@ -251,20 +250,6 @@ def _contents(tensor: pb.ModelInferRequest.InferInputTensor, where: str) -> list
             "raw_input_contents"
         )
     return list(getattr(contents, field))
-
-
-def _plain(name: str) -> bool:
-    return len(name) <= 40 and name.isprintable()
-
-
-def _quoted(name: str) -> str:
-    """A client-given name in a message, as the codec writes them: quoted if plain, else JSON and abridged."""
-    return f"'{name}'" if _plain(name) else v2.describe(name, 42)
-
-
-def _short(name: str) -> str:
-    """A client-given name for a message that quotes it itself: as is if plain, else JSON and abridged."""
-    return name if _plain(name) else v2.describe(name, 42)
 
 
 def _details(message: str) -> str:

@@ -216,7 +216,7 @@ def _content(spec: object, where: str, body: memoryview | None, offset: int) -> 
     name = spec["name"]
     if not isinstance(name, str):
         raise InvalidRequest(f"{where}: name must be a string, got {describe(name)}")
-    label = f"{where} {_quoted(name)}"
+    label = f"{where} {quoted_name(name)}"
     parameters = _parameters(spec.get("parameters"), f"{label}: parameters")
     size = parameters.get("binary_data_size")
     if "data" in spec:
@@ -269,7 +269,7 @@ def _requested_outputs(value: object) -> tuple[RequestedOutput, ...] | None:
         where = f"outputs[{j}]"
         if not isinstance(output, dict) or not isinstance(output.get("name"), str):
             raise InvalidRequest(f"{where} must be an object with a string 'name', got {describe(output)}")
-        label = f"{where} {_quoted(output['name'])}"
+        label = f"{where} {quoted_name(output['name'])}"
         parameters = _parameters(output.get("parameters"), f"{label}: parameters")
         binary = parameters.get("binary_data")
         if binary is not None and not isinstance(binary, bool):
@@ -539,7 +539,7 @@ def _check_header(name: object, datatype: object, where: str) -> str:
     """``where 'name'``, once the name is a string and the datatype one of the protocol's, spelled exactly."""
     if not isinstance(name, str):
         raise InvalidRequest(f"{where}: name must be a string, got {describe(name)}")
-    label = f"{where} {_quoted(name)}"
+    label = f"{where} {quoted_name(name)}"
     if not isinstance(datatype, str):
         raise InvalidRequest(f"{label}: datatype must be a string, got {describe(datatype)}")
     if datatype not in DATATYPES:
@@ -593,7 +593,7 @@ def decode(request: Request, feature_names: tuple[str, ...], max_rows: int) -> n
     for tensor in inputs:
         if tensor.datatype not in NUMERIC_DATATYPES:
             raise InvalidRequest(
-                f"input {_quoted(tensor.name)} has datatype {tensor.datatype}: features are numeric "
+                f"input {quoted_name(tensor.name)} has datatype {tensor.datatype}: features are numeric "
                 "(FP16, FP32, FP64, INT* or UINT*)"
             )
     if INPUT_NAME in names and len(names) > 1:
@@ -651,7 +651,7 @@ def _columns(inputs: tuple[Tensor, ...], feature_names: tuple[str, ...]) -> np.n
 
 def _some(names: list[str], shown: int = 3) -> str:
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(_short(n) for n in names[:shown]) + more
+    return ", ".join(short_name(n) for n in names[:shown]) + more
 
 
 def finite_float32(matrix: np.ndarray, feature_names: tuple[str, ...]) -> np.ndarray:
@@ -679,10 +679,10 @@ def _check_requested_outputs(request: Request) -> None:
     for output in request.outputs or ():
         if output.name not in OUTPUT_NAMES:
             raise InvalidRequest(
-                f"unknown output {_quoted(output.name)}: this model returns {', '.join(OUTPUT_NAMES)}"
+                f"unknown output {quoted_name(output.name)}: this model returns {', '.join(OUTPUT_NAMES)}"
             )
         if output.name in seen:
-            raise InvalidRequest(f"output {_quoted(output.name)} is requested more than once")
+            raise InvalidRequest(f"output {quoted_name(output.name)} is requested more than once")
         seen.add(output.name)
 
 
@@ -823,10 +823,11 @@ def _plain(name: str) -> bool:
     return len(name) <= 40 and name.isprintable()
 
 
-def _short(name: str) -> str:
+def short_name(name: str) -> str:
     """A client-given name for a message: as is if short and plain, else JSON-quoted and abridged."""
     return name if _plain(name) else describe(name, 42)
 
 
-def _quoted(name: str) -> str:
+def quoted_name(name: str) -> str:
+    """A client-given name in a message: quoted if short and plain, else JSON-quoted and abridged."""
     return f"'{name}'" if _plain(name) else describe(name, 42)

@@ -258,7 +258,9 @@ def test_image_runs_as_the_chart_runs_it(
     assert "SMOKE OK" in smoke.stdout
     # V2 over gRPC on the chart's gRPC port, with Triton's own client: the same scores as over HTTP.
     expected = json.loads((model_dir / "expected.json").read_text())
-    answer = run_triton_grpc(grpc_target, np.asarray(expected["rows"], dtype=np.float32), model=rendered.model_name)
+    answer = run_triton_grpc(
+        grpc_target, np.asarray(expected["rows"], dtype=np.float32), model=rendered.model_name
+    )
     assert answer["ready"] and answer["model_ready"], answer
     for way in ("infer_raw", "infer_contents"):
         probabilities = answer[way]["outputs"]["probability"]["data"]

@@ -45,15 +45,6 @@ ROUTE = "/inference.GRPCInferenceService/"
 F = 26
 
 
-class Model(CreditRiskModel):
-    """``CreditRiskModel`` with the predict the lead's model.py will have (decode → score). This branch's
-    model.py still expects kserve's ``InferRequest``; delete this class once the two meet."""
-
-    def predict(self, payload: v2.Request, headers: dict[str, str] | None = None) -> v2.Outputs:
-        assert self.contract is not None
-        return self.score(v2.decode(payload, self.contract.feature_names, self.settings.max_batch_rows))
-
-
 def settings_for(port: int, **overrides: Any) -> SimpleNamespace:
     """What create_server reads from ServingSettings (some fields are not on this branch's settings yet)."""
     values = dict(host="127.0.0.1", grpc_port=port, max_request_bytes=MAX_BYTES, workers=1,
@@ -87,7 +78,7 @@ def running(model: Any, settings: SimpleNamespace) -> Iterator[str]:
 
 @dataclass
 class Served:
-    model: Model
+    model: CreditRiskModel
     target: str
     stub: pb_grpc.GRPCInferenceServiceStub
     rows: np.ndarray  # out-of-time rows of the trained model
@@ -96,7 +87,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(trained: TrainedModel) -> Iterator[Served]:
-    model = Model(ServingSettings(model_uri=str(trained.path), max_batch_rows=MAX_ROWS))
+    model = CreditRiskModel(ServingSettings(model_uri=str(trained.path), max_batch_rows=MAX_ROWS))
     model.load()
     rows = np.ascontiguousarray(trained.X_test[:20], dtype=np.float32)
     session = ort.InferenceSession(str(trained.path), providers=["CPUExecutionProvider"])
@@ -128,7 +119,7 @@ def rpc_error(call: Any, request: Any) -> grpc.RpcError:
     return caught.value
 
 
-def requests_counted(model: Model, method: str, label: str, status: int) -> float:
+def requests_counted(model: CreditRiskModel, method: str, label: str, status: int) -> float:
     value = model.metrics.registry.get_sample_value(
         "credit_risk_requests_total",
         {"route": ROUTE + method, "model_name": label, "status_code": str(status)},
@@ -475,7 +466,7 @@ def test_a_server_bug_is_internal_and_logged(caplog: pytest.LogCaptureFixture) -
 
 
 def test_a_model_not_loaded_is_unavailable(trained: TrainedModel) -> None:
-    model = Model(ServingSettings(model_uri=str(trained.path)))  # not loaded
+    model = CreditRiskModel(ServingSettings(model_uri=str(trained.path)))  # not loaded
     with running(model, settings_for(free_port())) as target, grpc.insecure_channel(target) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         assert stub.ServerLive(pb.ServerLiveRequest()).live is True
