@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -29,16 +30,16 @@ class Response(NamedTuple):
 
 
 def http(method: str, url: str, body: bytes | dict | list | None = None, headers: dict | None = None,
-         timeout: float = 30) -> Response:  # fmt: skip
+         timeout: float = 30, context: ssl.SSLContext | None = None) -> Response:  # fmt: skip
     """One HTTP request; the status, headers and body whatever the status. A dict or list body is sent as
     JSON (with its ``Content-Type``); bytes are sent as they are, with ``headers`` only. Connection errors
-    raise ``OSError``."""
+    raise ``OSError``. ``context`` verifies an https server (e.g. against a private CA)."""
     data = json.dumps(body).encode() if isinstance(body, dict | list) else body
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if isinstance(body, dict | list):
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return Response(response.status, dict(response.headers), response.read())
     except urllib.error.HTTPError as error:
         return Response(error.code, dict(error.headers), error.read())
@@ -57,7 +58,8 @@ def tail(log: Path, chars: int = 4000) -> str:
 
 
 def wait_ready(url: str, what: str, timeout: float, process: subprocess.Popen | None = None,
-               log: Path | None = None, error: type[Exception] = RuntimeError) -> None:  # fmt: skip
+               log: Path | None = None, error: type[Exception] = RuntimeError,
+               context: ssl.SSLContext | None = None) -> None:  # fmt: skip
     """Poll ``GET url`` until it answers 200. Raises ``error`` (with the log's tail) when ``process`` exits
     first or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
@@ -65,7 +67,7 @@ def wait_ready(url: str, what: str, timeout: float, process: subprocess.Popen | 
         if process is not None and process.poll() is not None:
             raise error(f"{what} exited with {process.returncode}:\n{tail(log) if log else ''}")
         with suppress(OSError):
-            if http("GET", url, timeout=2).status == 200:
+            if http("GET", url, timeout=2, context=context).status == 200:
                 return
         if time.monotonic() > deadline:
             raise error(f"{what} not ready at {url} after {timeout:.0f} s:\n{tail(log) if log else ''}")

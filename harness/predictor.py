@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -64,6 +65,7 @@ class Server:
     process: subprocess.Popen
     log: Path
     grpc: str = ""  # host:port of its V2 gRPC service ("" when started with --grpc-port 0)
+    context: ssl.SSLContext | None = None  # with --ssl-certfile: verifies the server against the given CA
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
@@ -71,10 +73,11 @@ class Server:
 
 @contextmanager
 def running_server(*args: str, env: dict[str, str] | None = None, workdir: Path | None = None,
-                   ready_timeout: float = 90) -> Iterator[Server]:  # fmt: skip
+                   ready_timeout: float = 90, ca_file: Path | None = None) -> Iterator[Server]:  # fmt: skip
     """``python -m serving ARGS --http-port P --grpc-port Q`` until the block ends (then SIGTERM, then kill).
 
-    Both ports are free ones unless ARGS give ``--grpc-port``."""
+    Both ports are free ones unless ARGS give ``--grpc-port``. With ``ca_file`` (ARGS then give
+    ``--ssl-certfile``/``--ssl-keyfile`` signed by it) the server is reached over https."""
     port = free_port()
     if "--grpc-port" not in args:
         args = (*args, "--grpc-port", str(free_port()))
@@ -87,9 +90,15 @@ def running_server(*args: str, env: dict[str, str] | None = None, workdir: Path 
             [sys.executable, "-m", "serving", *args, "--http-port", str(port)],
             stdout=out, stderr=subprocess.STDOUT, env=environment, cwd=workdir, start_new_session=True,
         )  # fmt: skip
-    server = Server(f"http://127.0.0.1:{port}", process, log, f"127.0.0.1:{grpc_port}" if grpc_port else "")
+    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+    scheme = "https" if ca_file else "http"
+    server = Server(
+        f"{scheme}://127.0.0.1:{port}", process, log, f"127.0.0.1:{grpc_port}" if grpc_port else "", context
+    )
     try:
-        wait_ready(server.url + "/v2/health/ready", "the server", ready_timeout, process, log)
+        wait_ready(
+            server.url + "/v2/health/ready", "the server", ready_timeout, process, log, context=context
+        )
         yield server
     finally:
         stop(process)

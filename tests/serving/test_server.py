@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.net import http
 from harness.predictor import Server, TrainedModel, running_server
+from harness.triton_grpc import run_triton_grpc
 
 MAX_ROWS = 500
 MAX_BYTES = 2_000_000
@@ -493,3 +494,51 @@ def test_a_chunked_body_over_the_limit_gets_413(server: Server) -> None:
     assert response.status == 413 and "exceeds the limit" in json.loads(response.read())["error"]
     connection.close()
     assert http("GET", server.url + "/v2/health/live")[0] == 200
+
+
+# ---------------------------------------------------------------------------------------------- gRPC and TLS
+
+
+def test_grpc_on_its_own_port_answers_like_http_and_is_counted(server: Server, trained: TrainedModel) -> None:
+    """tritonclient.grpc (in its own process: its protos clash with kserve's) against both workers."""
+    rows = trained.X_test[:40].astype(np.float32)
+    answer = run_triton_grpc(server.grpc, rows, request_id="")
+    assert answer["live"] and answer["ready"] and answer["model_ready"], answer
+    assert answer["server_metadata"]["name"] == "credit-risk-predictor"
+    assert answer["model_metadata"]["versions"] == ["1"]
+    expected = trained.pipeline.predict_proba(rows)[:, 1]
+    for way in ("infer_raw", "infer_contents"):
+        result = answer[way]
+        assert result["id"] == "" and result["model_version"] == "1", result
+        np.testing.assert_allclose(result["outputs"]["probability"]["data"], expected, atol=1e-5)
+        assert set(result["outputs"]["decision"]["data"]) <= {"approve", "review", "reject"}
+    samples = metrics(server)
+    assert _sum(samples, "credit_risk_requests_total", route="/inference.GRPCInferenceService/ModelInfer",
+                status_code="200") == 2  # fmt: skip
+    http_answer = _infer(server, _features_body(rows))[1]
+    http_scores = next(o["data"] for o in http_answer["outputs"] if o["name"] == "probability")
+    np.testing.assert_array_equal(  # the same float32 scores, whichever protocol carried them
+        np.float32(answer["infer_raw"]["outputs"]["probability"]["data"]), np.float32(http_scores)
+    )
+
+
+def test_tls_on_both_ports(trained: TrainedModel, tmp_path: Path) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key, bundle = tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "ca.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(bundle))
+    with running_server("--model-uri", str(trained.path), "--workers", "2", "--ssl-certfile", str(cert),
+                        "--ssl-keyfile", str(key), workdir=tmp_path, ca_file=bundle) as tls:  # fmt: skip
+        assert tls.url.startswith("https://")
+        status, _, body = http(
+            "POST", tls.url + "/predict", {"features": trained.X_test[0].tolist()}, context=tls.context
+        )
+        assert status == 200 and json.loads(body)["model_version"] == "1"
+        with pytest.raises(OSError):  # plain HTTP on the TLS port is refused
+            http("GET", tls.url.replace("https://", "http://") + "/v2/health/live", timeout=5)
+        answer = run_triton_grpc(tls.grpc, trained.X_test[:3].astype(np.float32), ca_file=bundle)
+        assert answer["ready"] and len(answer["infer_raw"]["outputs"]["probability"]["data"]) == 3, answer
