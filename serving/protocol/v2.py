@@ -36,6 +36,7 @@ import itertools
 import math
 import struct
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -586,8 +587,8 @@ def decode(request: Request, feature_names: tuple[str, ...], max_rows: int) -> n
             f"or {n_features} tensors named after the features"
         )
     names = [t.name for t in inputs]
-    if len(set(names)) != len(names):
-        duplicated = sorted({n for n in names if names.count(n) > 1})
+    if len(set(names)) != len(names):  # Counter: names.count per name is quadratic in a hostile list
+        duplicated = sorted(n for n, times in Counter(names).items() if times > 1)
         raise InvalidRequest(f"input name(s) given more than once: {_some(duplicated)}")
     _check_requested_outputs(request)
     for tensor in inputs:
