@@ -434,7 +434,12 @@ def _checked(flat: list, datatype: str, prefix: str) -> np.ndarray:
         out = np.empty(len(flat), dtype=object)
         for i, value in enumerate(flat):
             if isinstance(value, str):
-                out[i] = value.encode()
+                try:
+                    out[i] = value.encode()
+                except UnicodeEncodeError:  # a lone surrogate (orjson refuses them; other callers may not)
+                    raise InvalidRequest(
+                        f"{prefix}: element {i} is {describe(value)}, not valid Unicode"
+                    ) from None
             elif isinstance(value, bytes):
                 out[i] = value
             else:
@@ -800,7 +805,10 @@ def _render(value: object, budget: int) -> str:
             return "Infinity" if value > 0 else "-Infinity"
         return orjson.dumps(value).decode()
     if isinstance(value, str):
-        return orjson.dumps(value[:budget]).decode()
+        try:
+            return orjson.dumps(value[:budget]).decode()
+        except TypeError:  # lone surrogates: shown escaped
+            return orjson.dumps(value[:budget].encode("utf-8", "backslashreplace").decode()).decode()
     if isinstance(value, bytes | bytearray | memoryview):
         return orjson.dumps(bytes(value[:budget]).decode("utf-8", "backslashreplace")).decode()
     if isinstance(value, list | tuple):

@@ -808,3 +808,11 @@ def test_any_json_document_is_answered_or_refused_cleanly(document: dict) -> Non
 def test_any_binary_request_is_answered_or_refused_cleanly(document: dict, blob: bytes, shift: int) -> None:
     header = json.dumps(document).encode()  # integers beyond 64 bits too
     _answer(lambda: v2.read_binary_request(header + blob, str(max(0, len(header) + shift))))
+
+
+def test_a_lone_surrogate_is_refused_not_a_crash() -> None:
+    with pytest.raises(
+        InvalidRequest, match=r"inputs\[0\] 's' \(BYTES\): element 1 is .*, not valid Unicode"
+    ):
+        v2.tensor_from_values("s", "BYTES", [2], ["a", "\ud800"], "inputs[0]")
+    _refused(b'{"inputs":[{"name":"s","shape":[1],"datatype":"BYTES","data":["\\ud800"]}]}', "malformed JSON")
