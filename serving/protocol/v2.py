@@ -36,6 +36,7 @@ import itertools
 import math
 import struct
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -433,7 +434,12 @@ def _checked(flat: list, datatype: str, prefix: str) -> np.ndarray:
         out = np.empty(len(flat), dtype=object)
         for i, value in enumerate(flat):
             if isinstance(value, str):
-                out[i] = value.encode()
+                try:
+                    out[i] = value.encode()
+                except UnicodeEncodeError:  # a lone surrogate (orjson refuses them; other callers may not)
+                    raise InvalidRequest(
+                        f"{prefix}: element {i} is {describe(value)}, not valid Unicode"
+                    ) from None
             elif isinstance(value, bytes):
                 out[i] = value
             else:
@@ -586,8 +592,8 @@ def decode(request: Request, feature_names: tuple[str, ...], max_rows: int) -> n
             f"or {n_features} tensors named after the features"
         )
     names = [t.name for t in inputs]
-    if len(set(names)) != len(names):
-        duplicated = sorted({n for n in names if names.count(n) > 1})
+    if len(set(names)) != len(names):  # Counter: names.count per name is quadratic in a hostile list
+        duplicated = sorted(n for n, times in Counter(names).items() if times > 1)
         raise InvalidRequest(f"input name(s) given more than once: {_some(duplicated)}")
     _check_requested_outputs(request)
     for tensor in inputs:
@@ -755,7 +761,11 @@ def raw_bytes(datatype: str, data: np.ndarray) -> bytes:
     """``data`` as the protocol's raw bytes: little-endian; each BYTES element as its length (uint32 LE) and
     its bytes (str elements in UTF-8)."""
     if datatype == "BYTES":
-        return b"".join(_BYTES_ELEMENT.get(v) or _length_prefixed(v) for v in data.ravel().tolist())
+        values = data.ravel().tolist()
+        try:  # the model's own words, prefixed once at import: a C-speed lookup per element
+            return b"".join(map(_BYTES_ELEMENT.__getitem__, values))
+        except (KeyError, TypeError):  # anything else (TypeError: an unhashable element)
+            return b"".join(map(_length_prefixed, values))
     return np.ascontiguousarray(data, dtype=DATATYPES[datatype]).tobytes()
 
 
@@ -795,7 +805,10 @@ def _render(value: object, budget: int) -> str:
             return "Infinity" if value > 0 else "-Infinity"
         return orjson.dumps(value).decode()
     if isinstance(value, str):
-        return orjson.dumps(value[:budget]).decode()
+        try:
+            return orjson.dumps(value[:budget]).decode()
+        except TypeError:  # lone surrogates: shown escaped
+            return orjson.dumps(value[:budget].encode("utf-8", "backslashreplace").decode()).decode()
     if isinstance(value, bytes | bytearray | memoryview):
         return orjson.dumps(bytes(value[:budget]).decode("utf-8", "backslashreplace")).decode()
     if isinstance(value, list | tuple):

@@ -3,6 +3,7 @@ their messages, ``decode`` to the model's rows, and writing the answer."""
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 import uuid
@@ -740,3 +741,78 @@ def test_reading_json_leaves_the_garbage_collector_as_it_was() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# ---------------------------------------------------------------------------------------------- hostile input
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=12,
+)  # fmt: skip
+numbers = st.integers(-300, 70_000) | st.floats(-1e40, 1e40, allow_nan=False)
+tensors = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["features", "f0", "f1", "x"]) | json_values,
+        "datatype": st.sampled_from([*v2.DATATYPES, "fp32", "FLOAT"]) | json_values,
+        "shape": st.lists(st.integers(-1, 30) | st.sampled_from([2**63, 2**64 - 1]), max_size=3)
+        | json_values,
+    },
+    optional={
+        "data": st.lists(numbers | json_values, max_size=30)
+        | st.lists(st.lists(numbers, min_size=2, max_size=2), max_size=10)
+        | json_values,
+        "parameters": st.fixed_dictionaries(
+            {}, optional={"binary_data_size": st.integers(-2, 40) | json_values}
+        )
+        | json_values,
+    },
+)
+documents = st.fixed_dictionaries(
+    {"inputs": st.lists(tensors, max_size=3) | json_values},
+    optional={
+        "id": st.text(max_size=3) | json_values,
+        "outputs": st.lists(
+            st.fixed_dictionaries(
+                {"name": st.sampled_from([*v2.OUTPUT_NAMES, "x"]) | json_values},
+                optional={"parameters": st.fixed_dictionaries({"binary_data": json_values}) | json_values},
+            ),
+            max_size=3,
+        )
+        | json_values,
+        "parameters": st.fixed_dictionaries({"binary_data_output": json_values}) | json_values,
+    },
+)
+
+
+def _answer(read: object) -> None:
+    """Read, decode and answer: either it works, or it is an InvalidRequest (a 400), never another error."""
+    try:
+        request = read()
+        v2.decode(request, NAMES[:2], 5)
+        v2.write_response(request, OUTPUTS, "credit-risk", "1")
+    except InvalidRequest as error:
+        assert str(error) and len(str(error)) < 2_000
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents)
+def test_any_json_document_is_answered_or_refused_cleanly(document: dict) -> None:
+    body = json.dumps(document).encode()  # integers beyond 64 bits too
+    _answer(lambda: v2.read_json_request(body))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents, st.binary(max_size=64), st.integers(-3, 3))
+def test_any_binary_request_is_answered_or_refused_cleanly(document: dict, blob: bytes, shift: int) -> None:
+    header = json.dumps(document).encode()  # integers beyond 64 bits too
+    _answer(lambda: v2.read_binary_request(header + blob, str(max(0, len(header) + shift))))
+
+
+def test_a_lone_surrogate_is_refused_not_a_crash() -> None:
+    with pytest.raises(
+        InvalidRequest, match=r"inputs\[0\] 's' \(BYTES\): element 1 is .*, not valid Unicode"
+    ):
+        v2.tensor_from_values("s", "BYTES", [2], ["a", "\ud800"], "inputs[0]")
+    _refused(b'{"inputs":[{"name":"s","shape":[1],"datatype":"BYTES","data":["\\ud800"]}]}', "malformed JSON")
