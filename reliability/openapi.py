@@ -58,12 +58,12 @@ def schemathesis_plan(total: int) -> list[tuple[str, str, int, dict[str, str]]]:
          {"model_name": MODEL, "model_version": VERSION}),
         ("/predict", "POST", 0.22, {}),
         ("/v2/models/{model_name}/infer", "POST", 0.04, {}),  # random model names
-        ("/v1/models/{model_name}:predict", "POST", 0.04, {"model_name": MODEL}),
+        ("/v2/models/{model_name}/versions/{model_version}/infer", "POST", 0.04, {}),  # random names, versions
     ]  # fmt: skip
     reads = [
         "/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}",
         "/v2/models/{model_name}/versions/{model_version}/ready", "/v2/models/{model_name}/ready", "/health", "/",
-        "/v1/models", "/v1/models/{model_name}", "/v2", "/v2/health/live", "/v2/health/ready", "/v2/models",
+        "/v2", "/v2/health/live", "/v2/health/ready",
     ]  # fmt: skip
     rest = max(len(reads), int(total * 0.08))
     out = [(path, method, max(1, int(total * share)), fixed) for path, method, share, fixed in plan]

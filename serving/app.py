@@ -136,7 +136,7 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
         return Response(content=body, headers={"content-type": content_type})
 
     v2_tag = ["V2"]
-    app.add_api_route("/", live, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/", live, methods=["GET"], tags=v2_tag)  # KServe's liveness path
     app.add_api_route("/v2", server_metadata, methods=["GET"], tags=v2_tag)
     app.add_api_route("/v2/health/live", live, methods=["GET"], tags=v2_tag)
     app.add_api_route("/v2/health/ready", server_ready, methods=["GET"], tags=v2_tag)

@@ -6,10 +6,13 @@
   that long after its first byte (or after opening, for one that sends nothing) is answered 408 and
   closed; one that never sent a byte is just closed. An idle kept-alive connection is left to the
   keep-alive timeout.
-* **Body limit** (``max_request_bytes``): a ``Content-Length`` above it is answered 413 before the body is
-  read — with ``Expect: 100-continue``, before the client is told to send it; otherwise after reading (and
-  dropping) at most :data:`LINGER_BYTES` for at most :data:`LINGER_SECONDS`, so the client sees the answer
-  rather than a reset. A chunked body is cut off with 413 as soon as it passes the limit.
+* **Body limit** (``max_request_bytes``): a ``Content-Length`` above it is answered 413 at once, before the
+  body is read (with ``Expect: 100-continue``, before the client is told to send it). The answer goes out
+  first; then what the client still sends is read and dropped — until it stops, or for at most
+  :data:`LINGER_SECONDS` — so that a client that only reads once it has sent everything sees the 413 rather
+  than a reset. A chunked body is cut off with 413 as soon as it passes the limit, after the same linger.
+* **Unread bodies**: an answer given before the application read the body (an unknown route or model) first
+  reads and drops the rest of it — it is within the limit — so the connection stays usable.
 * **Body timeout** (``body_timeout_seconds``): a body not received in full that long after its headers is
   answered 408 and the connection closed.
 * **Draining**: once :meth:`Connections.drain` began, every answer carries ``Connection: close``.
@@ -38,8 +41,7 @@ from serving.errors import PayloadTooLarge, RequestTimeout, ServerBusy, ServingE
 
 log = logging.getLogger(__name__)
 
-LINGER_BYTES = 2**20
-LINGER_SECONDS = 1.0
+LINGER_SECONDS = 2.0
 REFUSED_LINGER_SECONDS = 1.0
 
 Peer = tuple[str, int]
@@ -160,6 +162,10 @@ class Connections:
         if connection.idle_since is not None and not connection.received:
             return  # idle after an answer: the keep-alive timeout's business
         self.timed_out += 1
+        log.info(
+            "closed a connection from %s: no complete request headers within %g s",
+            connection.transport.get_extra_info("peername"), self.header_timeout_seconds,
+        )  # fmt: skip
         if connection.received:
             seconds = self.header_timeout_seconds
             connection.transport.write(
@@ -240,15 +246,17 @@ class LimitsMiddleware:
         length_header = headers.get(b"content-length")
         limit = self.limit
         if length_header is not None and (not length_header.isdigit() or int(length_header) > limit):
-            if headers.get(b"expect", b"").lower() != b"100-continue":
-                await _linger(receive)  # the client is sending: let it see the answer, not a reset
             error = PayloadTooLarge(
                 f"the request body of {length_header.decode(errors='replace')} bytes exceeds the limit of "
                 f"{limit:,} bytes: send smaller batches"
                 if length_header.isdigit()
                 else f"invalid Content-Length {length_header.decode(errors='replace')!r}"
             )
-            await _send_error(send, error)
+            # The whole answer now (its Content-Length says so), the end of the exchange after the linger.
+            await _send_error(send, error, more_body=True)
+            if headers.get(b"expect", b"").lower() != b"100-continue":  # else no body is coming
+                await _linger(receive)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
 
         loop = asyncio.get_running_loop()
@@ -271,6 +279,8 @@ class LimitsMiddleware:
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
                 if state["received"] > limit:
+                    if message.get("more_body", False):
+                        await _linger(receive)
                     raise PayloadTooLarge(
                         f"the request body exceeds the limit of {limit:,} bytes: send smaller batches"
                     )
@@ -278,12 +288,26 @@ class LimitsMiddleware:
                     state["complete"] = True
             return message
 
+        async def rest_of_body_dropped() -> bool:
+            """Read and drop what the application left unread (within the limit and the body deadline), so
+            the connection stays usable; False if that fails (then the answer closes it)."""
+            try:
+                while not state["complete"]:
+                    if (await guarded_receive())["type"] != "http.request":
+                        return False
+            except (PayloadTooLarge, RequestTimeout):
+                return False
+            return True
+
         async def guarded_send(message: dict) -> None:
             if message["type"] == "http.response.start":
                 state["started"] = True
-                body_unread = not state["complete"] and (
+                body_expected = (
                     length_header not in (None, b"0") or headers.get(b"transfer-encoding") is not None
                 )
+                # An answer before the body was read (an unknown route or model, say): closing with the body
+                # unread would reset the connection, and the client could lose the answer with it.
+                body_unread = body_expected and not state["complete"] and not await rest_of_body_dropped()
                 if body_unread or (connections is not None and connections.draining):
                     message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
@@ -301,24 +325,20 @@ class LimitsMiddleware:
 
 
 async def _linger(receive: Receive) -> None:
-    """Read and drop up to LINGER_BYTES of the body, for at most LINGER_SECONDS."""
-    seen = 0
+    """Read and drop the rest of the body, for at most LINGER_SECONDS."""
     try:
         async with asyncio.timeout(LINGER_SECONDS):
-            while seen <= LINGER_BYTES:
+            while True:
                 message = await receive()
-                if message["type"] != "http.request":
-                    return
-                seen += len(message.get("body", b""))
-                if not message.get("more_body", False):
+                if message["type"] != "http.request" or not message.get("more_body", False):
                     return
     except TimeoutError:
         return
 
 
-async def _send_error(send: Send, error: ServingError) -> None:
+async def _send_error(send: Send, error: ServingError, more_body: bool = False) -> None:
     body = orjson.dumps({"error": str(error)})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"connection", b"close")]  # fmt: skip
     await send({"type": "http.response.start", "status": int(error.status), "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": more_body})

@@ -42,7 +42,7 @@ def configure_logging() -> None:
 def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket, made before the workers start (so a busy port fails at once, in the parent)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY only then
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -134,6 +134,9 @@ async def _serve(model: CreditRiskModel, sockets: list[socket.socket]) -> None:
         ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
         ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
         server_header=False,
+        # The scope's client must be the TCP peer: serving.limits finds the connection by it. (uvicorn would
+        # otherwise take X-Forwarded-For from a proxy on 127.0.0.1 — a sidecar or Knative's queue-proxy.)
+        proxy_headers=False,
     )
     server = DrainingServer(config, connections, settings.grace_period_seconds)
     if settings.grpc_port:

@@ -8,6 +8,7 @@ The touchpoints (serving/server.py, serving/limits.py), all public names:
   and its ``transport`` attribute;
 * ``Server.serve`` installs ``Server.handle_exit`` as the SIGTERM/SIGINT handler, so a subclass's override
   receives the signal, and only the override decides what happens;
+* asyncio sets ``TCP_NODELAY`` on accepted connections of a listener made with ``IPPROTO_TCP``;
 * ``Server.servers`` holds the listening ``asyncio.Server`` objects once started;
 * ``Server.should_exit`` ends the main loop; ``Config.timeout_graceful_shutdown`` is read when shutdown
   begins, so a drain can hand uvicorn the rest of the grace period;
@@ -80,6 +81,9 @@ def test_a_sigterm_reaches_the_override_and_drains_to_a_clean_return() -> None:
             opened = socket.create_connection(("127.0.0.1", port))  # an idle kept-alive connection
             await asyncio.sleep(0.1)
             seen["open"] = len(connections.open)
+            (connection,) = connections.open.values()
+            accepted = connection.transport.get_extra_info("socket")
+            seen["nodelay"] = accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's handler, i.e. our handle_exit, receives it
             await asyncio.sleep(0.05)
             seen["draining"] = connections.draining
@@ -98,6 +102,9 @@ def test_a_sigterm_reaches_the_override_and_drains_to_a_clean_return() -> None:
     assert seen["servers"] and all(isinstance(s, asyncio.Server) for s in seen["servers"])  # type: ignore[union-attr]
     assert seen["answer"].startswith(b"HTTP/1.1 200")  # type: ignore[union-attr]
     assert seen["open"] == 1 and seen["draining"] is True and seen["idle_closed"] is True
+    # asyncio turns Nagle off only on sockets made with IPPROTO_TCP (bind() does): else every answer written
+    # in two pieces (uvicorn writes the head, then the body) waits ~40 ms for the client's delayed ACK.
+    assert seen["nodelay"] == 1
     assert server.should_exit and not server.force_exit
 
 
