@@ -323,18 +323,30 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free on 127.0.0.1 right now."""
+    ports: list[int] = []
+    while len(ports) < n:
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    return ports
+
+
 def build_contenders(
     model: BenchModel, workdir: Path, workers: int, mlserver_parallel_workers: int
 ) -> dict[str, Contender]:
     py = sys.executable
     contenders = {}
-    port = free_port()
+    # Its own gRPC port, as deployed (gRPC on): the default 8081 would collide with anything else there.
+    port, grpc = free_ports(2)
     contenders["ours"] = Contender(
         "ours", "this server",
         [py, "-m", "serving", "--model-uri", str(model.onnx_path), "--model-name", MODEL_NAME,
-         "--http-port", str(port), "--workers", str(workers), "--metrics-dir", str(workdir / "metrics-ours")],
+         "--http-port", str(port), "--grpc-port", str(grpc), "--workers", str(workers),
+         "--metrics-dir", str(workdir / "metrics-ours")],
         clean_env(PYTHONPATH=str(ROOT)), check_ours,
-        notes="python -m serving (defaults: --intra-op-threads 1, --max-batch-rows 10000)", port=port,
+        notes="python -m serving (defaults: --intra-op-threads 1, --max-batch-rows 10000), HTTP and gRPC ports",
+        port=port, extra_ports={"grpc": grpc},
     )  # fmt: skip
 
     # MLServer: one process does HTTP and inference with parallel_workers 0 (what our single uvicorn worker
@@ -344,9 +356,7 @@ def build_contenders(
     shutil.copy(
         SERVE_HELPERS / "mlserver" / "model-settings.json", model.joblib_path.parent / "model-settings.json"
     )
-    port, grpc, metrics = free_port(), free_port(), free_port()
-    while len({port, grpc, metrics}) < 3:
-        grpc, metrics = free_port(), free_port()
+    port, grpc, metrics = free_ports(3)
     contenders["mlserver"] = Contender(
         "mlserver", "MLServer",
         [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(repo)],
