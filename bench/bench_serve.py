@@ -1,7 +1,9 @@
 """Serving benchmark: this predictor against MLServer, a naive kserve predictor, the kserve floor and raw
-onnxruntime — one run, the same fitted model, the same request bytes. Run with ``make bench-serve`` or
+onnxruntime — one run, the same fitted model, the same request rows — over HTTP and V2 gRPC. Run with
+``make bench-serve`` or
 
     .venv/bin/python bench/bench_serve.py [--duration 10] [--warmup 2] [--quick] [--workers 1]
+        [--contenders ours,ours-grpc,...] [--grpc-channels 1] [--grpc-processes 1] [--output PATH]
 
 Contenders (each HTTP one alone on the machine while it is measured, on loopback, ``--workers`` processes):
 
@@ -13,24 +15,37 @@ Contenders (each HTTP one alone on the machine while it is measured, on loopback
 4. ``kserve-floor`` the same kserve stack returning a constant: the cost of the stack alone;
 5. ``onnxruntime``  ``InferenceSession.run`` in-process (no HTTP), 1 intra-op thread (the predictor's default)
                     and onnxruntime's default thread count;
-plus ``ours-binary`` (informational): the same server with the V2 binary tensor extension request bodies.
+plus, on the same server processes (each gets free ports of its own: HTTP, gRPC, MLServer's metrics):
+
+* ``ours-grpc``     our predictor over V2 gRPC (``--grpc-port``), ``raw_input_contents``;
+* ``mlserver-grpc`` MLServer over its V2 gRPC (the same ``inference.GRPCInferenceService`` proto; it reads
+                    ``raw_input_contents`` and answers in ``raw_output_contents`` in kind);
+* ``ours-binary``   (informational) our HTTP with the V2 binary tensor extension request bodies.
+
+The kserve contenders run ``kserve.ModelServer(enable_grpc=False)``: no gRPC port, nothing to collide.
 
 The model: one family of ``ml.train.MODEL_SPECS`` (``--model-type``, default LightGBM) fitted on the
 default synthetic data (``ml.synthetic.generate_transactions()``, forward target, ``TrainSettings()``),
 exported to ONNX with the serving metadata and pickled with joblib. Requests are held-out rows; every
 contender's answers are checked (status 200, the outputs, probabilities equal to sklearn's) before timing.
 
-Load comes from ``wrk`` (Debian package, apt-installed if missing) in a separate process, one wrk thread;
-a Lua ``done()`` hook prints the latency percentiles as one JSON line. Each point is a warm-up run then a
-measured run: 1-row requests at concurrency 1 (p50/p99 latency, req/s), 8 and 32 (req/s); 1,000- and
-10,000-row requests at concurrency 1 (rows/s = req/s × rows). The CPU other processes use during each
-point is measured (``/proc/stat`` minus this benchmark and the server's process group); a point disturbed
-beyond ``--noise-limit`` is measured again (``--noisy-retries``) and the least disturbed result is kept.
+HTTP load comes from ``wrk`` (Debian package, apt-installed if missing) in a separate process, one wrk
+thread; a Lua ``done()`` hook prints the latency percentiles as one JSON line. gRPC load comes from
+``bench/serve/grpc_load.py`` in a separate process (grpc.aio; C callers on ``--grpc-channels`` HTTP/2
+connections in ``--grpc-processes`` processes; one pre-serialised request, answers not parsed — wrk's way).
+Each point is a warm-up then a measured run: 1-row requests at concurrency 1 (p50/p99 latency, req/s), 8 and
+32 (req/s); 1,000- and 10,000-row requests at concurrency 1 (rows/s = req/s × rows). The CPU other processes
+use during each point is measured (``/proc/stat`` minus this benchmark and the server's process group); a
+point disturbed beyond ``--noise-limit`` is measured again (``--noisy-retries``) and the least disturbed
+result is kept. Each point also records the load generator's and the server's CPU (cores): a load generator
+near a full core per process (or as busy as the server on a saturated machine) may have set the pace rather
+than the server; such points are listed in the contender's ``client_bound`` and ``note`` and printed.
 
-Writes ``bench/results/serve.json`` (raw numbers, versions, machine, goal checks) and prints a table and
-PASS/FAIL for the three goals. Exits 1 if a contender fails to start, answers wrongly or returns errors
-under load (goal failures alone exit 0; ``--strict`` makes them exit 3). Every server started is stopped
-(its whole process group) on any exit, Ctrl-C included.
+Writes ``bench/results/serve.json`` (or ``--output``: raw numbers, versions, machine, goal checks, gRPC
+comparisons) and prints a table, PASS/FAIL for the three goals (HTTP) and one informational gRPC line.
+Exits 1 if a contender fails to start, answers wrongly or returns errors under load (goal failures alone
+exit 0; ``--strict`` makes them exit 3). Every server started is stopped (its whole process group) on any
+exit, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -40,6 +55,7 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -58,6 +74,7 @@ sys.path.insert(0, str(ROOT))
 from harness.machine import cpu_seconds, machine  # noqa: E402
 from harness.net import free_port, http, stop, wait_ready  # noqa: E402
 from harness.predictor import v2_binary_body, v2_body  # noqa: E402
+from harness.processes import group_cpu_seconds  # noqa: E402
 from harness.wrk import NoiseMeter, ensure_wrk, run_wrk  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -76,8 +93,18 @@ MLSERVER_SPECS = ("mlserver==1.7.*", "mlserver-sklearn==1.7.*", "uvloop<0.22")
 PINNED_ESSENTIAL = ("scikit-learn", "lightgbm", "xgboost-cpu", "xgboost", "joblib")
 PINNED_NICE = ("numpy", "scipy", "pandas")
 HTTP_CONTENDERS = ("ours", "mlserver", "kserve-naive", "kserve-floor")
+# V2 gRPC, measured on the process of the HTTP contender of the same stem (its gRPC port).
+GRPC_CONTENDERS = ("ours-grpc", "mlserver-grpc")
 # Informational: ours with binary tensor extension bodies; raw onnxruntime in-process (the goal (c) reference).
 EXTRA_CONTENDERS = ("ours-binary", "onnxruntime")
+# What each server process is measured for besides its own HTTP JSON points, in this order.
+HOSTED = {"ours": ("ours-grpc", "ours-binary"), "mlserver": ("mlserver-grpc",)}
+GRPC_LOAD = SERVE_HELPERS / "grpc_load.py"
+GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
+GRPC_MAX_MESSAGE = 64 * 2**20
+# A load generator at this share of the cores it can use (one per wrk thread or grpc_load process) is
+# the limit of the point rather than the server.
+CLIENT_SATURATED = 0.85
 CONCURRENCIES = (1, 8, 32)
 BATCHES = (1_000, 10_000)
 PARITY = 1e-4  # |served probability - sklearn predict_proba| allowed (ONNX float32 vs sklearn float64)
@@ -323,18 +350,30 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free on 127.0.0.1 right now."""
+    ports: list[int] = []
+    while len(ports) < n:
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    return ports
+
+
 def build_contenders(
     model: BenchModel, workdir: Path, workers: int, mlserver_parallel_workers: int
 ) -> dict[str, Contender]:
     py = sys.executable
     contenders = {}
-    port = free_port()
+    # Its own gRPC port, as deployed (gRPC on): the default 8081 would collide with anything else there.
+    port, grpc = free_ports(2)
     contenders["ours"] = Contender(
         "ours", "this server",
         [py, "-m", "serving", "--model-uri", str(model.onnx_path), "--model-name", MODEL_NAME,
-         "--http-port", str(port), "--workers", str(workers), "--metrics-dir", str(workdir / "metrics-ours")],
+         "--http-port", str(port), "--grpc-port", str(grpc), "--workers", str(workers),
+         "--metrics-dir", str(workdir / "metrics-ours")],
         clean_env(PYTHONPATH=str(ROOT)), check_ours,
-        notes="python -m serving (defaults: --intra-op-threads 1, --max-batch-rows 10000)", port=port,
+        notes="python -m serving (defaults: --intra-op-threads 1, --max-batch-rows 10000), HTTP and gRPC ports",
+        port=port, extra_ports={"grpc": grpc},
     )  # fmt: skip
 
     # MLServer: one process does HTTP and inference with parallel_workers 0 (what our single uvicorn worker
@@ -344,9 +383,7 @@ def build_contenders(
     shutil.copy(
         SERVE_HELPERS / "mlserver" / "model-settings.json", model.joblib_path.parent / "model-settings.json"
     )
-    port, grpc, metrics = free_port(), free_port(), free_port()
-    while len({port, grpc, metrics}) < 3:
-        grpc, metrics = free_port(), free_port()
+    port, grpc, metrics = free_ports(3)
     contenders["mlserver"] = Contender(
         "mlserver", "MLServer",
         [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(repo)],
@@ -379,6 +416,23 @@ def build_contenders(
         notes="kserve.Model returning a constant (bench/serve/kserve_floor.py)", port=port,
     )  # fmt: skip
     return contenders
+
+
+def describe(key: str, contender: Contender, grpc_load: GrpcLoad) -> tuple[str, str]:
+    """The label and notes of what ``key`` measures on ``contender``'s server process."""
+    if key == "ours-binary":
+        return "ours, binary in", (
+            "the same server process, requests with the V2 binary tensor extension (JSON outputs); "
+            "informational, not used by the goals"
+        )
+    if key.endswith("-grpc"):
+        return f"{contender.label} gRPC", (
+            f"the same server process, V2 gRPC ModelInfer on its gRPC port: the held-out rows in "
+            f"raw_input_contents, one pre-serialised request; load from bench/serve/grpc_load.py (grpc.aio, "
+            f"{grpc_load.channels} channel(s), {grpc_load.processes} process(es), answers not parsed, "
+            f"checked once before)"
+        )
+    return contender.label, contender.notes
 
 
 @contextlib.contextmanager
@@ -425,6 +479,88 @@ def verify(contender: Contender, url: str, model: BenchModel, kind: str = "json"
     return sizes
 
 
+# ---------------------------------------------------------------------------------------------- gRPC answers
+
+# numpy's little-endian dtype of each fixed-size V2 datatype (BYTES: 4-byte length prefix per element).
+RAW_DTYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
+              "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}  # fmt: skip
+CONTENTS_FIELDS = {"BOOL": "bool_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
+                   "UINT32": "uint_contents", "UINT64": "uint64_contents", "INT8": "int_contents",
+                   "INT16": "int_contents", "INT32": "int_contents", "INT64": "int64_contents",
+                   "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents"}  # fmt: skip
+
+
+def _raw_values(datatype: str, raw: bytes) -> list:
+    if datatype != "BYTES":
+        return np.frombuffer(raw, dtype=RAW_DTYPES[datatype]).tolist()
+    values, at = [], 0
+    while at < len(raw):
+        size = int.from_bytes(raw[at : at + 4], "little")
+        values.append(raw[at + 4 : at + 4 + size].decode())
+        at += 4 + size
+    return values
+
+
+def grpc_answer_json(raw: bytes) -> dict:
+    """A ``ModelInferResponse`` in the shape of a V2 JSON answer (``outputs``: name, datatype, shape, data),
+    so the HTTP checks judge it; outputs read from ``raw_output_contents`` or typed ``contents``."""
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    response = pb.ModelInferResponse.FromString(raw)
+    outputs = []
+    for i, tensor in enumerate(response.outputs):
+        if response.raw_output_contents:
+            data = _raw_values(tensor.datatype, response.raw_output_contents[i])
+        else:
+            data = list(getattr(tensor.contents, CONTENTS_FIELDS[tensor.datatype]))
+            data = [v.decode() for v in data] if tensor.datatype == "BYTES" else data
+        outputs.append(
+            {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape), "data": data}
+        )
+    return {"id": response.id, "model_name": response.model_name, "outputs": outputs}
+
+
+def grpc_request(model: BenchModel, n: int) -> bytes:
+    """The serialised ``ModelInferRequest`` grpc_load sends for ``n`` rows (raw_input_contents)."""
+    if str(SERVE_HELPERS) not in sys.path:
+        sys.path.insert(0, str(SERVE_HELPERS))
+    from grpc_load import build_request
+
+    return build_request(model.rows[n], MODEL_NAME, contents=False).SerializeToString()
+
+
+def verify_grpc(name: str, contender: Contender, target: str, model: BenchModel) -> dict[int, int]:
+    """Each request size once over V2 gRPC: status OK and the right outputs (as :func:`verify` over HTTP)."""
+    import grpc
+
+    options = [
+        ("grpc.max_send_message_length", GRPC_MAX_MESSAGE),
+        ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE),
+    ]
+    sizes = {}
+    with grpc.insecure_channel(target, options=options) as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        except grpc.FutureTimeoutError:
+            raise BenchError(f"{name}: no gRPC server at {target} after 30 s") from None
+        call = channel.unary_unary(GRPC_INFER)  # bytes in, bytes out
+        for n in model.bodies:
+            try:
+                raw = call(grpc_request(model, n), timeout=60)
+            except grpc.RpcError as exc:
+                raise BenchError(
+                    f"{name}: {n}-row request answered {exc.code().name}: {exc.details()}"
+                ) from None
+            try:
+                problem = contender.check(grpc_answer_json(raw), n, model.expected[n])
+            except (ValueError, KeyError, TypeError) as exc:
+                problem = f"unreadable response ({type(exc).__name__}: {exc})"
+            if problem:
+                raise BenchError(f"{name}: {n}-row request: {problem}")
+            sizes[n] = len(raw)
+    return sizes
+
+
 # ---------------------------------------------------------------------------------------------- noise
 
 
@@ -442,6 +578,50 @@ def least_noisy(measure: Callable[[], dict], pgid: int | None, retries: int, lim
             break
         say(f"  (other processes used {meter.foreign:.0%} of the CPU during that point: measuring it again)")
     return best
+
+
+# ---------------------------------------------------------------------------------------------- client or server
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's reaped children (wrk, grpc_load and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_use(client: float | None, server: float | None, seconds: float, requests: int, threads: int) -> dict:
+    """Where a point's CPU went: the load generator's and the server's (cores, over ``seconds``), the server's
+    per request, and ``client_limit``: why the load generator rather than the server may have set the pace
+    (None when nothing says so). ``threads``: the cores the load generator can use (wrk threads,
+    grpc_load processes)."""
+    if client is None or server is None or seconds <= 0:
+        keys = (
+            "client_cpu_cores",
+            "server_cpu_cores",
+            "server_cpu_ms_per_request",
+            "client_cpu_ms_per_request",
+        )
+        return {**dict.fromkeys(keys), "client_limit": None}
+    client_cores, server_cores = client / seconds, server / seconds
+    cores = len(os.sched_getaffinity(0))
+    limit = None
+    if client_cores >= CLIENT_SATURATED * threads:
+        limit = (
+            f"the load generator was saturated ({client_cores:.2f} cores in {threads} process(es)/thread(s); "
+            f"the server used {server_cores:.2f}): the server may answer more than this"
+        )
+    elif client_cores + server_cores >= CLIENT_SATURATED * cores and client_cores >= server_cores:
+        limit = (
+            f"the machine's {cores} cores were busy and the load generator took as much of them "
+            f"({client_cores:.2f}) as the server ({server_cores:.2f}): the server may answer more than this"
+        )
+    return {
+        "client_cpu_cores": round(client_cores, 3),
+        "server_cpu_cores": round(server_cores, 3),
+        "server_cpu_ms_per_request": round(1000 * server / requests, 4) if requests else None,
+        "client_cpu_ms_per_request": round(1000 * client / requests, 4) if requests else None,
+        "client_limit": limit,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- load (wrk)
@@ -483,16 +663,26 @@ class Wrk:
                 self.scripts[kind, n] = script
 
     def run(
-        self, url: str, rows: int, connections: int, seconds: float, kind: str = "json"
+        self,
+        url: str,
+        rows: int,
+        connections: int,
+        seconds: float,
+        kind: str = "json",
+        pgid: int | None = None,
     ) -> dict[str, float]:
+        """One wrk run; with ``pgid`` (the server's process group), where the CPU went (:func:`cpu_use`)."""
         # wrk takes whole seconds only.
         argv = [self.binary, "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", "--timeout", "60s",
                 "--latency", "-s", str(self.scripts[kind, rows]), url + INFER_PATH]  # fmt: skip
+        client, server = children_cpu_seconds(), group_cpu_seconds(pgid)
         raw = run_wrk(argv, timeout=seconds + 120, error=BenchError)
+        client, server = children_cpu_seconds() - client, group_cpu_seconds(pgid) - server
         errors = sum(
             raw[k] for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts")
         )
         seconds_run = raw["duration_us"] / 1e6
+        cpu = cpu_use(client, server if pgid else None, seconds_run, raw["requests"], threads=1)
         return {
             **raw,
             "errors": errors,
@@ -500,6 +690,7 @@ class Wrk:
             "rows_per_second": raw["requests"] * rows / seconds_run if seconds_run else 0.0,
             "p50_ms": raw["p50_us"] / 1000,
             "p99_ms": raw["p99_us"] / 1000,
+            **cpu,
         }
 
 
@@ -523,24 +714,126 @@ def measure_http(
         if warmup > 0:
             wrk.run(url, rows, connections, warmup, kind)
         result = least_noisy(
-            lambda rows=rows, connections=connections: wrk.run(url, rows, connections, duration, kind),
+            lambda rows=rows, connections=connections: wrk.run(
+                url, rows, connections, duration, kind, contender.pgid
+            ),
             contender.pgid,
             retries,
             noise_limit,
         )
-        if result["errors"]:
-            raise BenchError(
-                f"{name}: {result['errors']} errors under load at {rows} row(s) × {connections} "
-                f"connection(s): {json.dumps(result)}"
-            )
-        key = f"rows{rows}_c{connections}"
-        out[key] = result
-        say(
-            f"  {name:<13} {rows:>6} row(s) c={connections:<3} {result['requests_per_second']:>9.1f} req/s "
-            f"{result['rows_per_second']:>11.0f} rows/s  p50 {result['p50_ms']:.3f} ms  p99 {result['p99_ms']:.3f} ms"
-            f"  (other CPU use {result['foreign_cpu_share']:.0%})"
+        record_point(out, name, rows, connections, result)
+    return finish_points(out)
+
+
+def record_point(out: dict, name: str, rows: int, connections: int, result: dict) -> None:
+    """Store one measured point of ``name`` (no errors allowed) as ``rows{N}_c{C}``, and log it."""
+    if result["errors"]:
+        raise BenchError(
+            f"{name}: {result['errors']} errors under load at {rows} row(s) × {connections} "
+            f"connection(s): {json.dumps(result)}"
         )
+    out[f"rows{rows}_c{connections}"] = result
+    cpu = ""
+    if result.get("client_cpu_cores") is not None:
+        cpu = f", client {result['client_cpu_cores']:.2f} / server {result['server_cpu_cores']:.2f} cores"
+    say(
+        f"  {name:<13} {rows:>6} row(s) c={connections:<3} {result['requests_per_second']:>9.1f} req/s "
+        f"{result['rows_per_second']:>11.0f} rows/s  p50 {result['p50_ms']:.3f} ms  p99 {result['p99_ms']:.3f} ms"
+        f"  (other CPU use {result['foreign_cpu_share']:.0%}{cpu})"
+    )
+    if result.get("client_limit"):
+        say(f"  {name}: {rows} row(s) c={connections}: {result['client_limit']}")
+
+
+def finish_points(out: dict, client: str = "wrk") -> dict:
+    """``client_bound``: the points whose load generator may have set the pace; a ``note`` saying so and, for
+    the Python gRPC client, how much of the 1-row latency is its own work."""
+    bound = [k for k, v in out.items() if isinstance(v, dict) and v.get("client_limit")]
+    out["client_bound"] = bound
+    notes = []
+    if bound:
+        notes.append(
+            f"load generator possibly the limit at {', '.join(bound)} (see each point's client_limit): "
+            "those requests/s are a lower bound on the server's"
+        )
+    per_call = (out.get("rows1_c1") or {}).get("client_cpu_ms_per_request")
+    if client != "wrk" and per_call is not None:
+        notes.append(
+            f"{client} used about {per_call:.3f} ms of CPU per 1-row call at c=1 (wrk's: the HTTP points' "
+            "client_cpu_ms_per_request): part of these latencies is the client's own work, more than over HTTP"
+        )
+    out["note"] = "; ".join(notes)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- load (gRPC)
+
+
+class GrpcLoad:
+    """``bench/serve/grpc_load.py`` in a process of its own, as wrk is for HTTP: C callers on one
+    pre-serialised ``ModelInferRequest`` (raw_input_contents) of the held-out rows also sent over HTTP."""
+
+    def __init__(self, folder: Path, model: BenchModel, channels: int, processes: int) -> None:
+        self.channels, self.processes = channels, processes
+        self.rows_files = {}
+        for n, X in model.rows.items():
+            self.rows_files[n] = folder / f"rows-{n}.npy"
+            np.save(self.rows_files[n], X)
+        self.request_bytes = {n: len(grpc_request(model, n)) for n in model.rows}
+
+    def run(self, target: str, rows: int, connections: int, seconds: float, warmup: float,
+            pgid: int | None) -> dict:  # fmt: skip
+        channels, processes = min(self.channels, connections), min(self.processes, connections)
+        argv = [sys.executable, str(GRPC_LOAD), "--target", target, "--model", MODEL_NAME, "--rows", str(rows),
+                "--rows-file", str(self.rows_files[rows]), "--concurrency", str(connections),
+                "--seconds", str(seconds), "--warmup", str(warmup), "--channels", str(channels),
+                "--processes", str(processes)]  # fmt: skip
+        if pgid:
+            argv += ["--cpu-group", str(pgid)]
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=seconds + warmup + 180, env=clean_env()
+        )
+        if done.returncode != 0 or not done.stdout.strip():
+            raise BenchError(
+                f"grpc_load failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            )
+        raw = json.loads(done.stdout.strip().splitlines()[-1])
+        cpu = cpu_use(
+            raw["client_cpu_seconds"], raw["server_cpu_seconds"], seconds, raw["requests"], processes
+        )
+        return {
+            **raw,
+            "requests_per_second": raw["requests_per_s"],
+            "rows_per_second": raw["rows_per_s"],
+            **cpu,
+        }
+
+
+def measure_grpc(
+    name: str,
+    contender: Contender,
+    target: str,
+    load: GrpcLoad,
+    duration: float,
+    warmup: float,
+    retries: int = 0,
+    noise_limit: float = 1.0,
+) -> dict[str, object]:
+    """The HTTP JSON points over V2 gRPC: (1 row × concurrency 1, 8, 32) and (1,000 / 10,000 rows × 1); each
+    run warms up for ``warmup`` seconds on its own connections before its measured window."""
+    points = [(1, c) for c in CONCURRENCIES] + [(n, 1) for n in BATCHES]
+    out: dict[str, object] = {"payload": "grpc-raw", "channels": load.channels, "processes": load.processes}
+    for rows, connections in points:
+        result = least_noisy(
+            lambda rows=rows, connections=connections: load.run(
+                target, rows, connections, duration, warmup, contender.pgid
+            ),
+            contender.pgid,
+            retries,
+            noise_limit,
+        )
+        record_point(out, name, rows, connections, result)
+    return finish_points(out, "grpc_load (Python, grpc.aio)")
 
 
 # ---------------------------------------------------------------------------------------------- onnxruntime
@@ -655,7 +948,8 @@ def goals(results: dict[str, dict]) -> dict[str, dict]:
 
 
 def table(results: dict[str, dict], labels: dict[str, str]) -> str:
-    order = (*HTTP_CONTENDERS, "ours-binary", "onnxruntime-1thread", "onnxruntime-default")
+    order = ("ours", "ours-grpc", "mlserver", "mlserver-grpc", "kserve-naive", "kserve-floor", "ours-binary",
+             "onnxruntime-1thread", "onnxruntime-default")  # fmt: skip
     columns = [c for c in order if c in results]
     heads = [labels.get(c, c) for c in columns]
 
@@ -682,6 +976,14 @@ def table(results: dict[str, dict], labels: dict[str, str]) -> str:
     ]  # fmt: skip
     rows_spec.append(
         (
+            "1 row, c=32: client / server CPU (cores)",
+            lambda r: f"{r['rows1_c32']['client_cpu_cores']:.2f} / {r['rows1_c32']['server_cpu_cores']:.2f}",
+            lambda r: None,
+            "s",
+        )
+    )
+    rows_spec.append(
+        (
             "other processes' CPU, worst point (%)",
             lambda r: 100 * max(v.get("foreign_cpu_share", 0) for v in r.values() if isinstance(v, dict)),
             lambda r: 100 * max(v.get("foreign_cpu_share", 0) for v in r.values() if isinstance(v, dict)),
@@ -699,6 +1001,66 @@ def table(results: dict[str, dict], labels: dict[str, str]) -> str:
         ]
         lines.append(title.ljust(first) + " | " + " | ".join(cells))
     return "\n".join(lines)
+
+
+def grpc_comparisons(results: dict[str, dict]) -> dict[str, dict]:
+    """Informational (not goals): our gRPC numbers against our HTTP, MLServer's gRPC and raw onnxruntime."""
+    ours, grpc_, mls, ort1 = (
+        results.get(k) for k in ("ours", "ours-grpc", "mlserver-grpc", "onnxruntime-1thread")
+    )
+    out: dict[str, dict] = {}
+
+    def pair(a: float, b: float, names: tuple[str, str]) -> dict[str, float]:
+        return {names[0]: a, names[1]: b, "ratio": a / b if b else float("nan")}
+
+    if grpc_ and ours:
+        per = {
+            f"{q}_ms": pair(grpc_["rows1_c1"][f"{q}_ms"], ours["rows1_c1"][f"{q}_ms"], ("grpc", "http"))
+            for q in ("p50", "p99")
+        }
+        for c in CONCURRENCIES:
+            key = f"rows1_c{c}"
+            per[f"rps_c{c}"] = pair(
+                grpc_[key]["requests_per_second"], ours[key]["requests_per_second"], ("grpc", "http")
+            )
+        for n in BATCHES:
+            key = f"rows{n}_c1"
+            per[f"rows_per_s_{n}"] = pair(
+                grpc_[key]["rows_per_second"], ours[key]["rows_per_second"], ("grpc", "http")
+            )
+        out["ours_grpc_vs_ours_http"] = per
+    if grpc_ and mls:
+        out["ours_grpc_vs_mlserver_grpc"] = {
+            f"c{c}": pair(grpc_[f"rows1_c{c}"]["requests_per_second"], mls[f"rows1_c{c}"]["requests_per_second"],
+                          ("ours_rps", "mlserver_rps"))
+            for c in CONCURRENCIES
+        }  # fmt: skip
+    if grpc_ and ort1:
+        out["ours_grpc_vs_onnxruntime"] = {
+            f"rows{n}": pair(grpc_[f"rows{n}_c1"]["rows_per_second"], ort1[f"rows{n}"]["rows_per_second"],
+                             ("ours_rows_per_s", "onnxruntime_rows_per_s"))
+            for n in BATCHES
+        }  # fmt: skip
+    return out
+
+
+def grpc_summary(comparisons: dict[str, dict]) -> str:
+    """One line of :func:`grpc_comparisons`."""
+    parts = []
+    if http_ := comparisons.get("ours_grpc_vs_ours_http"):
+        parts.append(
+            f"1-row p50 {http_['p50_ms']['grpc']:.3f} ms (HTTP {http_['p50_ms']['http']:.3f}), "
+            f"p99 {http_['p99_ms']['grpc']:.3f} ms (HTTP {http_['p99_ms']['http']:.3f}); req/s vs our HTTP "
+            + ", ".join(f"c{c}: {http_[f'rps_c{c}']['ratio']:.2f}x" for c in CONCURRENCIES)
+        )
+    if mls := comparisons.get("ours_grpc_vs_mlserver_grpc"):
+        parts.append("req/s vs MLServer gRPC " + ", ".join(f"{c}: {p['ratio']:.2f}x" for c, p in mls.items()))
+    if ort := comparisons.get("ours_grpc_vs_onnxruntime"):
+        parts.append(
+            "rows/s vs onnxruntime 1t "
+            + ", ".join(f"{n.removeprefix('rows')}: {p['ratio']:.2f}x" for n, p in ort.items())
+        )
+    return "; ".join(parts)
 
 
 def git_state() -> dict[str, object]:
@@ -757,13 +1119,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--contenders",
-        default=",".join((*HTTP_CONTENDERS, *EXTRA_CONTENDERS)),
-        help="comma-separated subset of: ours, mlserver, kserve-naive, kserve-floor, ours-binary, onnxruntime "
-        "(default: all)",
+        default=",".join((*HTTP_CONTENDERS, *GRPC_CONTENDERS, *EXTRA_CONTENDERS)),
+        help="comma-separated subset of: ours, ours-grpc, mlserver, mlserver-grpc, kserve-naive, kserve-floor, "
+        "ours-binary, onnxruntime (default: all; a -grpc or -binary one starts its server without measuring its "
+        "HTTP JSON points unless that is named too)",
     )  # fmt: skip
     parser.add_argument(
         "--no-ort-default-threads", action="store_true", help="skip onnxruntime with default threads"
     )
+    parser.add_argument(
+        "--grpc-channels", type=int, default=1,
+        help="HTTP/2 connections grpc_load's callers share (at most one per caller; default 1, as one client "
+        "application would use)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--grpc-processes", type=int, default=1,
+        help="grpc_load processes the callers are split over (at most one per caller; default 1). One Python "
+        "client drives about one core: raise it when the report says the load generator was the limit and the "
+        "machine has cores to spare",
+    )  # fmt: skip
     parser.add_argument(
         "--output", type=Path, default=RESULTS, help=f"results JSON (default {RESULTS.relative_to(ROOT)})"
     )
@@ -789,9 +1163,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.mlserver_parallel_workers is None:
         args.mlserver_parallel_workers = 0 if args.workers == 1 else args.workers
     args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
-    unknown = set(args.contenders) - {*HTTP_CONTENDERS, *EXTRA_CONTENDERS}
+    unknown = set(args.contenders) - {*HTTP_CONTENDERS, *GRPC_CONTENDERS, *EXTRA_CONTENDERS}
     if unknown:
         parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
+    if args.grpc_channels < 1 or args.grpc_processes < 1:
+        parser.error("--grpc-channels and --grpc-processes must be >= 1")
     return args
 
 
@@ -817,7 +1193,7 @@ def main(argv: list[str] | None = None) -> int:
     mlserver_env = None
     try:
         wrk_binary = ensure_wrk(say)
-        if "mlserver" in args.contenders:
+        if {"mlserver", "mlserver-grpc"} & set(args.contenders):
             mlserver_env = ensure_mlserver_venv()
         say(f"training {args.model_type} on the default synthetic data (forward target) in {workdir}")
         model = train_model(workdir, args.model_type, args.rows)
@@ -828,29 +1204,42 @@ def main(argv: list[str] | None = None) -> int:
         )
         wrk = Wrk(wrk_binary, workdir, model)
         contenders = build_contenders(model, workdir, args.workers, args.mlserver_parallel_workers)
+        grpc_load = GrpcLoad(workdir, model, args.grpc_channels, args.grpc_processes)
+        noise = {"retries": args.noisy_retries, "noise_limit": args.noise_limit}
         for name in HTTP_CONTENDERS:
-            if name not in args.contenders:
+            # This server's own HTTP JSON points, then what else is measured on the same process.
+            wanted = [c for c in (name, *HOSTED.get(name, ())) if c in args.contenders]
+            if not wanted:
                 continue
             contender = contenders[name]
-            labels[name], notes[name] = contender.label, contender.notes
-            say(f"{name}: starting ({' '.join(contender.argv[:4])} …)")
+            say(f"{name}: starting ({' '.join(contender.argv[:4])} …) for {', '.join(wanted)}")
             try:
                 with serving(contender, workdir) as url:
-                    response_bytes[name] = verify(contender, url, model)
-                    noise = {"retries": args.noisy_retries, "noise_limit": args.noise_limit}
-                    results[name] = measure_http(contender, url, wrk, args.duration, args.warmup, **noise)
-                    if name == "ours" and "ours-binary" in args.contenders:
-                        labels["ours-binary"] = "ours, binary in"
-                        notes["ours-binary"] = (
-                            "the same server process, requests with the V2 binary tensor extension (JSON outputs); "
-                            "informational, not used by the goals"
-                        )
-                        response_bytes["ours-binary"] = verify(contender, url, model, "binary")
-                        results["ours-binary"] = measure_http(
-                            contender, url, wrk, args.duration, args.warmup, "binary", **noise
-                        )
-            except BenchError as exc:
-                failures[name] = str(exc)
+                    for key in wanted:
+                        labels[key], notes[key] = describe(key, contender, grpc_load)
+                        try:
+                            if key == name:
+                                response_bytes[key] = verify(contender, url, model)
+                                results[key] = measure_http(
+                                    contender, url, wrk, args.duration, args.warmup, **noise
+                                )
+                            elif key.endswith("-binary"):
+                                response_bytes[key] = verify(contender, url, model, "binary")
+                                results[key] = measure_http(
+                                    contender, url, wrk, args.duration, args.warmup, "binary", **noise
+                                )
+                            else:
+                                target = f"127.0.0.1:{contender.extra_ports['grpc']}"
+                                response_bytes[key] = verify_grpc(key, contender, target, model)
+                                results[key] = measure_grpc(
+                                    key, contender, target, grpc_load, args.duration, args.warmup, **noise
+                                )
+                        except BenchError as exc:
+                            failures[key] = str(exc)
+                            say(f"{key}: FAILED: {exc}")
+            except BenchError as exc:  # the server did not start
+                for key in wanted:
+                    failures.setdefault(key, str(exc))
                 say(f"{name}: FAILED: {exc}")
         if "onnxruntime" in args.contenders:
             for threads, key, label in (
@@ -881,6 +1270,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     checks = goals(results)
+    comparisons = grpc_comparisons(results)
     busy_after, own_after = cpu_seconds()
     wall = time.perf_counter() - started
     # CPU used by other processes while the benchmark ran: noise in every number above when it is not ~0.
@@ -912,13 +1302,20 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "mlserver_parallel_workers": args.mlserver_parallel_workers,
             "load_generator": "wrk -t1 -cC -dDs --latency (separate process), keep-alive, loopback",
+            "grpc_load_generator": "bench/serve/grpc_load.py (separate process, grpc.aio): C callers, one "
+            "pre-serialised ModelInferRequest (raw_input_contents), answers' status only, loopback, insecure",
+            "grpc_channels": args.grpc_channels,
+            "grpc_processes": args.grpc_processes,
+            "client_saturated_share": CLIENT_SATURATED,
             "request_bytes": {str(n): len(b) for n, b in model.bodies.items()},
+            "grpc_request_bytes": {str(n): b for n, b in grpc_load.request_bytes.items()},
             "response_bytes": response_bytes,
         },  # fmt: skip
         "contenders": {k: {"label": labels.get(k, k), "notes": notes.get(k, "")} for k in labels},
         "results": results,
         "failures": failures,
         "goals": checks,
+        "grpc_comparisons": comparisons,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, default=float) + "\n")
@@ -930,6 +1327,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(table(results, labels))
     print("(onnxruntime columns: in-process calls, no HTTP; 'req/s' there is calls/s of one thread)")
+    for name, result in results.items():
+        if result.get("note"):
+            print(f"note {name}: {result['note']}")
     print()
     for key, check in checks.items():
         verdict = "PASS" if check["pass"] else "FAIL"
@@ -940,6 +1340,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             detail = ", ".join(f"{n}: {p['ratio']:.2f}x" for n, p in check["per_batch"].items())
         print(f"{verdict}  ({key[0]}) {check['goal']}: {detail}")
+    if comparisons:
+        print(f"gRPC (informational, not goals): {grpc_summary(comparisons)}")
     if foreign > 0.05:
         print(
             f"warning: other processes used {foreign:.0%} of the machine's CPU during the run: the numbers are noisy"
