@@ -1,7 +1,8 @@
 """The count of every answer a fuzz run got, and the evidence for every failure, whatever the protocol:
-a fuzz target (:mod:`reliability.fuzz_http`; a gRPC one the same way) judges each answer — a server error?
-an error body of the wrong shape? silence where an answer was due? — and records it in :class:`Stats`,
-which turns the counts into the report's sections and failures. :func:`summary` prints a whole run."""
+a fuzz target (:mod:`reliability.fuzz_http`, :mod:`reliability.fuzz_grpc`) judges each answer — a server
+error? an error body of the wrong shape? an answer other than the protocol promises? silence where an
+answer was due? — and records it in :class:`Stats`, which turns the counts into the report's sections and
+failures. :func:`summary` prints a whole run, :func:`table` the counts of one."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ class Stats:
         self.unexpected_no_response = 0
         self.error_body_violations: Counter[str] = Counter()
         self.error_body_examples: list[dict] = []
+        self.wrong_answers: Counter[str] = Counter()
+        self.wrong_answer_examples: list[dict] = []
         self.seconds: list[float] = []
         self.body_bytes = 0
         self.retried: Counter[str] = Counter()
@@ -40,12 +43,14 @@ class Stats:
 
     def record(self, source: str, family: str, route: str, status: int | str | None, content: bytes, *,
                error: str | None = None, seconds: float, body_bytes: int, evidence: Callable[[], dict],
-               server_error: bool, bad_error_body: bool = False, retried: bool = False,
-               silence_is_failure: bool = False) -> None:  # fmt: skip
+               server_error: bool, bad_error_body: bool = False, wrong_answer: str | None = None,
+               retried: bool = False, silence_is_failure: bool = False) -> None:  # fmt: skip
         """One answer: ``status`` as the protocol spells it (None: no answer, ``error`` says why), the
         target's judgement of it, and ``evidence()`` — the request, called only when it is kept as an
-        example. ``retried``: sent a second time on a new connection; ``silence_is_failure``: no answer is
-        a failure here (the client broke nothing)."""
+        example. ``wrong_answer``: why the answer is not what the protocol promises (a status other than
+        the one due, a malformed result), short and the same for answers wrong the same way; ``retried``:
+        sent a second time on a new connection; ``silence_is_failure``: no answer is a failure here (the
+        client broke nothing)."""
         key = str(status) if status is not None else "no response"
         with self.lock:
             self.by_source[source] += 1
@@ -77,6 +82,13 @@ class Stats:
                     self.error_body_examples.append(
                         {"status": status, "response": content[:300].decode("utf-8", "replace"), **evidence()}
                     )
+            if wrong_answer is not None:
+                self.wrong_answers[f"{route}: {wrong_answer}"] += 1
+                if len(self.wrong_answer_examples) < 10:
+                    self.wrong_answer_examples.append(
+                        {"status": status, "wrong": wrong_answer,
+                         "response": content[:600].decode("utf-8", "replace"), **evidence()}
+                    )  # fmt: skip
 
     def failures(self) -> list[str]:
         failures = []
@@ -84,11 +96,14 @@ class Stats:
             failures.append(f"{self.server_error_count} responses with a 5xx status")
         if self.unexpected_no_response:
             failures.append(f"{self.unexpected_no_response} well-formed requests got no HTTP response")
+        if self.wrong_answers:
+            failures.append(f"{sum(self.wrong_answers.values())} answers other than the protocol promises")
         return failures
 
     def report(self, generated: dict[str, int]) -> dict[str, dict]:
         """The report's sections on the answers: ``requests`` (``generated``: requests drawn per family),
-        ``server_errors``, ``retried_on_a_new_connection``, ``no_response``, ``error_body_violations``."""
+        ``server_errors``, ``retried_on_a_new_connection``, ``no_response``, ``error_body_violations``,
+        ``wrong_answers``."""
         latencies = np.asarray(self.seconds) * 1000 if self.seconds else np.zeros(1)
         return {
             "requests": {
@@ -124,24 +139,36 @@ class Stats:
                 "by_status_route": dict(self.error_body_violations),
                 "examples": self.error_body_examples,
             },
+            "wrong_answers": {
+                "by_route": dict(self.wrong_answers.most_common()),
+                "examples": self.wrong_answer_examples,
+            },
         }
 
 
-def summary(result: dict) -> str:
+def table(requests: dict) -> list[str]:
+    """The ``requests`` section of a report as a table: answers by status, per route and per family."""
     lines = []
-    requests = result["requests"]
     statuses = sorted(requests["by_status"])
-    lines.append(f"{'route / family':<60}" + "".join(f"{s:>12}" for s in statuses) + f"{'total':>9}")
+    widths = [max(12, len(s) + 2) for s in statuses]  # gRPC's code names are long
+
+    def row(name: str, counts: dict, total: int) -> str:
+        cells = "".join(f"{counts.get(s, 0):>{w}}" for s, w in zip(statuses, widths, strict=True))
+        return f"{name[:59]:<60}{cells}{total:>9}"
+
+    lines.append(f"{'route / family':<60}" + "".join(f"{s:>{w}}" for s, w in zip(statuses, widths, strict=True))
+                 + f"{'total':>9}")  # fmt: skip
     for group in ("by_route", "by_family"):
         for name, counts in requests[group].items():
-            row = f"{name[:59]:<60}" + "".join(f"{counts.get(s, 0):>12}" for s in statuses)
-            lines.append(row + f"{sum(counts.values()):>9}")
-        lines.append("-" * (60 + 12 * len(statuses) + 9))
-    lines.append(
-        f"{'all':<44}"
-        + "".join(f"{requests['by_status'][s]:>12}" for s in statuses)
-        + f"{requests['total']:>9}"
-    )
+            lines.append(row(name, counts, sum(counts.values())))
+        lines.append("-" * (60 + sum(widths) + 9))
+    lines.append(row("all", requests["by_status"], requests["total"]))
+    return lines
+
+
+def summary(result: dict) -> str:
+    requests = result["requests"]
+    lines = table(requests)
     memory, live, workers = result["memory_mb"], result["liveness"], result["workers"]
     lines += [
         "",

@@ -1,7 +1,8 @@
 """The predictor under malformed and hostile input (``reliability/fuzz.py`` at test-suite size): named hostile
 cases asserted exactly, then ~1,500 hypothesis- and schemathesis-generated requests with no 5xx, the server
-live throughout on the same worker processes, and memory bounded. Two workers and a 1 MB body limit, as in
-the full run (``python reliability/fuzz.py``)."""
+live throughout on the same worker processes, and memory bounded; then 400 V2 gRPC calls on its gRPC port
+(:mod:`reliability.fuzz_grpc`) with no server error and no wrong answer, and the cases that fuzzing found
+over gRPC. Two workers and a 1 MB body limit, as in the full run (``python reliability/fuzz.py``)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import grpc
 import numpy as np
 import pytest
+from google.protobuf.message import DecodeError
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
 from harness.net import http
 from harness.predictor import Server, running_server, train_small_model
 from harness.processes import worker_pids
 from reliability.fuzz import FuzzConfig, run_fuzz
+from reliability.fuzz_grpc import METHODS, SERVICE, families
 from reliability.monitor import server_side_statuses
 from reliability.target import INFER, INFER_VERSIONED, PREDICT
 
@@ -212,3 +217,86 @@ def test_fuzzing_gets_no_server_error_and_the_server_stays_up(
     assert result["passed"], result["failures"]
     assert server.process.poll() is None
     assert "Traceback" not in server.logs()
+
+
+def test_grpc_fuzzing_gets_no_server_error_and_the_server_stays_up(
+    server: Server, workers_at_start: list[int]
+) -> None:
+    config = FuzzConfig(
+        requests=0, schemathesis_examples=0, grpc_requests=400, seed=11, max_request_bytes=MAX_BYTES
+    )
+    result = run_fuzz(server.url, server.process.pid, config, log=lambda _: None, server_log=server.logs,
+                      grpc_target=server.grpc)  # fmt: skip
+    report = result["grpc"]
+    requests = report["requests"]
+    assert requests["total"] >= 400
+    assert set(requests["by_family"]) == {name for name, _, _ in families(MAX_BYTES)}
+    assert {"ModelInfer", "ModelMetadata", "ModelReady", "ServerLive"} <= set(requests["by_route"])
+    assert report["ok_share"] >= 0.15  # the OK path is exercised, and its answers checked
+    assert {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED", "UNIMPLEMENTED"} <= set(
+        requests["by_status"]
+    )
+    assert report["server_errors"]["count"] == 0, json.dumps(
+        report["server_errors"]["examples"][:3], indent=1
+    )
+    assert not report["wrong_answers"]["by_route"], json.dumps(
+        report["wrong_answers"]["examples"][:3], indent=1
+    )
+    assert report["no_response"]["by_family"] == {}
+    assert set(report["after_the_run"].values()) == {"ok"}
+    assert not result["server_side"]["5xx_counted_in_metrics"]
+    assert result["server_side"]["tracebacks_logged"] == 0, server.logs()[-3000:]
+    assert result["liveness"]["failures"] == [] and result["liveness"]["final_status"] == 200
+    workers = result["workers"]
+    assert workers["initial"] == workers["final"] == workers_at_start and workers["server_alive"]
+    memory = result["memory_mb"]
+    assert memory["growth"] < 150 and memory["peak_growth"] < 150, memory
+    assert result["passed"], result["failures"]
+
+
+# found by the gRPC fuzzer (reliability/fuzz_grpc.py)
+
+UNDECODABLE = [
+    ("random bytes", b"\xff\xff\xff\xff"),
+    ("truncated", pb.ModelInferRequest(model_name="credit-risk", id="abc").SerializeToString()[:-1]),
+    ("invalid UTF-8 in a string", b"\x0a\x02\xff\xfe"),  # field 1: the model name (ServerLive has none)
+]
+UNDECODABLE_CALLS = [
+    pytest.param(method, payload, id=f"{method} {name}")
+    for method in ("ModelInfer", "ModelMetadata", "ModelReady", "ServerLive")
+    for name, payload in UNDECODABLE
+    if not (method == "ServerLive" and name.startswith("invalid UTF-8"))
+]
+
+
+@pytest.mark.parametrize(("method", "payload"), UNDECODABLE_CALLS)
+def test_a_message_protobuf_cannot_decode_is_invalid_argument(
+    server: Server, method: str, payload: bytes
+) -> None:
+    """A client mistake like any other: INVALID_ARGUMENT, nothing logged. grpc's own answer, when the
+    deserializer the servicer is registered with raises, is UNKNOWN ("Unexpected <class DecodeError>") with
+    a traceback in the log, and the call is not counted in /metrics."""
+    with pytest.raises(DecodeError):  # protobuf's own verdict, the server's parser
+        METHODS[method][0].FromString(payload)
+    tracebacks = server.logs().count("Traceback")
+    with grpc.insecure_channel(server.grpc) as channel, pytest.raises(grpc.RpcError) as raised:
+        channel.unary_unary(f"/{SERVICE}/{method}")(payload, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    time.sleep(0.5)
+    assert server.logs().count("Traceback") == tracebacks
+
+
+def test_a_request_within_the_limit_is_answered_even_when_its_echoed_id_fills_it(server: Server) -> None:
+    """A ModelInfer of exactly ``max_request_bytes``, its id filling it, is scored (and counted 200), but
+    its answer — the id echoed and four outputs — is 4 bytes over the same limit, which grpc applies to
+    answers too: the client gets RESOURCE_EXHAUSTED ("SERVER: Sent message larger than max"), the server
+    logs an ExecuteBatchError. Over HTTP the same request is answered 200."""
+    request = pb.ModelInferRequest(model_name="credit-risk")
+    request.inputs.add(name="features", datatype="FP32", shape=[1, WIDTH]).contents.fp32_contents.extend(ROW)
+    request.id = "i" * (MAX_BYTES - request.ByteSize() - 4)
+    while request.ByteSize() < MAX_BYTES:
+        request.id += "i"
+    assert request.ByteSize() == MAX_BYTES
+    with grpc.insecure_channel(server.grpc, options=[("grpc.max_receive_message_length", -1)]) as channel:
+        answer = channel.unary_unary(f"/{SERVICE}/ModelInfer")(request.SerializeToString(), timeout=30)
+    assert pb.ModelInferResponse.FromString(answer).id == request.id
