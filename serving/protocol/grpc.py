@@ -301,12 +301,13 @@ def create_server(model: Any, settings: Any) -> grpc.aio.Server:
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
-            ("grpc.max_send_message_length", settings.max_request_bytes),
+            # Answers are bounded by max_batch_rows; an echoed id can take one over the request's limit.
+            ("grpc.max_send_message_length", -1),
             ("grpc.server_handshake_timeout_ms", max(1, round(settings.header_timeout_seconds * 1000))),
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(model), server)
+    server.add_generic_rpc_handlers((_handlers(InferenceServicer(model)),))
     host = settings.host
     address = f"[{host}]:{settings.grpc_port}" if ":" in host else f"{host}:{settings.grpc_port}"
     certfile, keyfile = settings.ssl_certfile, settings.ssl_keyfile
@@ -315,6 +316,55 @@ def create_server(model: Any, settings: Any) -> grpc.aio.Server:
     else:
         server.add_insecure_port(address)
     return server
+
+
+class _Undecodable:
+    """What the lenient deserializer hands over for bytes that are not the method's message."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _lenient(message_type: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return message_type.FromString(data)
+        except Exception as exc:  # protobuf's DecodeError, or invalid UTF-8 in a string field
+            return _Undecodable(exc)
+
+    return parse
+
+
+def _tolerant(servicer: InferenceServicer, name: str, type_name: str) -> Callable[..., Awaitable[Any]]:
+    behaviour = getattr(servicer, name)
+
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+
+            def refuse() -> None:
+                raise InvalidRequest(f"the message is not a valid {type_name}: {request.error}")
+
+            return await servicer._answer(name, None, context, refuse)
+        return await behaviour(request, context)
+
+    return call
+
+
+def _handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
+    """The service's method handlers, as kserve's generated ``add_..._to_server`` builds them but with a
+    lenient deserializer: grpc answers UNKNOWN when deserializing fails, before any servicer code runs, and
+    a message that does not decode is the client's mistake (INVALID_ARGUMENT), counted like any other."""
+    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    handlers = {}
+    for method in service.methods:
+        request_type = getattr(pb, method.input_type.name)
+        response_type = getattr(pb, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _tolerant(servicer, method.name, method.input_type.name),
+            request_deserializer=_lenient(request_type),
+            response_serializer=response_type.SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 
 def tls_credentials(certfile: Path, keyfile: Path) -> grpc.ServerCredentials:
