@@ -1,11 +1,11 @@
 # The credit-risk predictor image: `python -m serving` and exactly the locked, hashed `serve` set
 # (requirements/serve.lock: kserve, onnxruntime, prometheus-client, mlflow-skinny, kserve-storage with its
-# S3/GCS/HTTP backends). No training libraries, no compilers, no pip or setuptools, non-root, port 8080.
+# S3/GCS/HTTP backends). No training libraries, no compilers, no pip or setuptools, non-root, ports 8080 (HTTP) and 8081 (V2 gRPC).
 #
 #   docker build -t credit-risk-predictor:latest \
 #       --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" \
 #       --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" .
-#   docker run --rm -p 8080:8080 -v "$PWD/artifacts:/models:ro" credit-risk-predictor:latest \
+#   docker run --rm -p 8080:8080 -p 8081:8081 -v "$PWD/artifacts:/models:ro" credit-risk-predictor:latest \
 #       --model-uri /models/credit-risk-v1.onnx
 #
 # The model arrives at run time: a mounted folder (KServe's storage initializer or the chart's init
@@ -64,6 +64,6 @@ ENV PATH=/opt/venv/bin:${PATH} \
     HOME=/tmp
 USER ${UID}:${UID}
 WORKDIR /tmp
-EXPOSE 8080
+EXPOSE 8080 8081
 ENTRYPOINT ["python", "-m", "serving"]
-CMD ["--model-uri", "/models", "--http-port", "8080"]
+CMD ["--model-uri", "/models", "--http-port", "8080", "--grpc-port", "8081"]

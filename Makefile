@@ -16,7 +16,7 @@ help:
 	@echo "make test         lint and run every test"
 	@echo "make serve        serve the registered champion (after make train) on http://localhost:8080"
 	@echo "make bench-train  wall time / memory of the default run, feature throughput on 1M rows"
-	@echo "make bench-serve  the predictor against MLServer, a naive kserve predictor, the kserve floor, raw onnxruntime"
+	@echo "make bench-serve  the predictor (HTTP and gRPC) against MLServer, a naive kserve predictor, the kserve floor, raw onnxruntime"
 	@echo "make bench-rollout  seconds from moving champion to every replica on the new version, and back (containers)"
 	@echo "make monitoring-snapshot  draw the Grafana dashboard from a real run (docs/images/dashboard-snapshot.png)"
 	@echo "make monitoring-generate  regenerate the dashboard JSON and the promtool unit tests"
