@@ -261,12 +261,19 @@ class LimitsMiddleware:
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.body_timeout
-        state = {"received": 0, "complete": False, "started": False}
+        state = {"received": 0, "complete": False, "started": False, "over": False}
         connections = self.connections
+
+        def too_large() -> PayloadTooLarge:
+            return PayloadTooLarge(
+                f"the request body exceeds the limit of {limit:,} bytes: send smaller batches"
+            )
 
         async def guarded_receive() -> dict:
             if state["complete"]:
                 return await receive()
+            if state["over"]:
+                raise too_large()
             remaining = deadline - loop.time()
             try:
                 async with asyncio.timeout(max(remaining, 0.0)):
@@ -279,11 +286,9 @@ class LimitsMiddleware:
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
                 if state["received"] > limit:
-                    if message.get("more_body", False):
-                        await _linger(receive)
-                    raise PayloadTooLarge(
-                        f"the request body exceeds the limit of {limit:,} bytes: send smaller batches"
-                    )
+                    state["over"] = True
+                    state["complete"] = not message.get("more_body", False) or await _linger(receive)
+                    raise too_large()
                 if not message.get("more_body", False):
                     state["complete"] = True
             return message
@@ -324,16 +329,18 @@ class LimitsMiddleware:
             raise
 
 
-async def _linger(receive: Receive) -> None:
-    """Read and drop the rest of the body, for at most LINGER_SECONDS."""
+async def _linger(receive: Receive) -> bool:
+    """Read and drop the rest of the body, for at most LINGER_SECONDS; True if it ended."""
     try:
         async with asyncio.timeout(LINGER_SECONDS):
             while True:
                 message = await receive()
-                if message["type"] != "http.request" or not message.get("more_body", False):
-                    return
+                if message["type"] != "http.request":
+                    return False
+                if not message.get("more_body", False):
+                    return True
     except TimeoutError:
-        return
+        return False
 
 
 async def _send_error(send: Send, error: ServingError, more_body: bool = False) -> None:

@@ -235,3 +235,21 @@ def test_an_answer_before_the_body_is_read_keeps_the_connection(server: Server, 
         assert answer.startswith(b"HTTP/1.1 404") and b"connection: close" not in answer.lower()
         sock.sendall(right)
         assert _read_response(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_a_whole_chunked_body_over_the_limit_gets_its_413_at_once(server: Server) -> None:
+    """The rest of an over-limit chunked body is read and dropped, and the answer follows at once: the
+    connection is then in order (no wait for a body timeout that can no longer come)."""
+    import http.client
+
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    chunks = (b"1" * 65_536 for _ in range(3 * MAX_BYTES // 65_536))
+    started = time.monotonic()
+    connection.request(
+        "POST", "/predict", body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True
+    )
+    response = connection.getresponse()
+    assert response.status == 413 and "exceeds the limit" in json.loads(response.read())["error"]
+    assert time.monotonic() - started < 1.0
+    connection.close()
