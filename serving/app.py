@@ -87,13 +87,7 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
 
     async def model_metadata(model_name: str, model_version: str | None = None) -> dict[str, Any]:
         check(model_name, model_version)
-        return {
-            "name": model.name,
-            "versions": [model.version] if model.version else [],
-            "platform": "onnxruntime_onnx",
-            "inputs": model.get_input_types(),
-            "outputs": model.get_output_types(),
-        }
+        return model.metadata()
 
     async def model_ready(model_name: str, model_version: str | None = None) -> Response:
         check(model_name, model_version)

@@ -34,6 +34,7 @@ from serving.settings import ServingSettings
 log = logging.getLogger(__name__)
 
 OUTPUT_NAME = "probability"
+PLATFORM = "onnxruntime_onnx"
 _LEVELS = np.array(RISK_LEVELS, dtype=object)
 _DECISIONS = np.array(DECISIONS, dtype=object)
 
@@ -166,6 +167,16 @@ class CreditRiskModel(Model):
 
     def get_output_types(self) -> list[dict[str, Any]]:
         return [dict(o) for o in v2.OUTPUT_TYPES]
+
+    def metadata(self) -> dict[str, Any]:
+        """V2 model metadata, the same over HTTP and gRPC (answered before the model is loaded, too)."""
+        return {
+            "name": self.name,
+            "versions": [self.version] if self.version else [],
+            "platform": PLATFORM,
+            "inputs": self.get_input_types(),
+            "outputs": self.get_output_types(),
+        }
 
     # ------------------------------------------------------------------------------------------ inference
 

@@ -45,7 +45,6 @@ from serving.protocol import v2
 log = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
-PLATFORM = "onnxruntime_onnx"
 UNKNOWN_MODEL = "unknown"  # the metrics label of a request naming a model not served here
 MAX_DETAILS_BYTES = 2048  # percent-encoded in the grpc-message trailer: 6 kB at most
 
@@ -108,13 +107,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext):
         def metadata() -> pb.ModelMetadataResponse:  # answered before the model is ready, as over HTTP
             self._served(request.name, request.version)
+            document = self.model.metadata()
             tensor = pb.ModelMetadataResponse.TensorMetadata
+            inputs, outputs = document.pop("inputs"), document.pop("outputs")
             return pb.ModelMetadataResponse(
-                name=self.model.name,
-                versions=[self.model.version] if self.model.version else [],
-                platform=PLATFORM,
-                inputs=[tensor(**t) for t in self.model.get_input_types()],
-                outputs=[tensor(**t) for t in self.model.get_output_types()],
+                **document, inputs=[tensor(**t) for t in inputs], outputs=[tensor(**t) for t in outputs]
             )
 
         return await self._answer("ModelMetadata", request.name, context, metadata)
