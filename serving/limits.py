@@ -47,14 +47,22 @@ REFUSED_LINGER_SECONDS = 1.0
 Peer = tuple[str, int]
 
 
-def error_bytes(error: ServingError, extra_headers: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
-    """A complete HTTP/1.1 answer ``{"error": ...}`` that closes the connection, for writing to a transport."""
+Headers = list[tuple[bytes, bytes]]
+
+
+def error_answer(error: ServingError, extra_headers: Headers | None = None) -> tuple[Headers, bytes]:
+    """The headers and body of an answer ``{"error": ...}`` that closes the connection."""
     body = orjson.dumps({"error": str(error)})
-    status = error.status
-    head = [f"HTTP/1.1 {int(status)} {status.phrase}".encode(), b"content-type: application/json",
-            b"content-length: " + str(len(body)).encode(), b"connection: close",
-            *(name + b": " + value for name, value in extra_headers)]  # fmt: skip
-    return b"\r\n".join(head) + b"\r\n\r\n" + body
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close"), *(extra_headers or [])]  # fmt: skip
+    return headers, body
+
+
+def error_bytes(error: ServingError, extra_headers: Headers | None = None) -> bytes:
+    """The same answer as raw HTTP/1.1, for writing straight to a transport (no request was parsed)."""
+    headers, body = error_answer(error, extra_headers)
+    status = f"HTTP/1.1 {int(error.status)} {error.status.phrase}".encode()
+    return b"\r\n".join([status, *(name + b": " + value for name, value in headers)]) + b"\r\n\r\n" + body
 
 
 class Connection:
@@ -90,20 +98,17 @@ class Connections:
         self.header_timeout_seconds = header_timeout_seconds
         self.open: dict[Peer, Connection] = {}
         self.draining = False
-        self.refused = 0
-        self.timed_out = 0
 
     # ---------------------------------------------------------------- reported by the protocol
 
     def opened(self, transport: asyncio.Transport) -> None:
         if len(self.open) >= self.max_connections or self.draining:
-            self.refused += 1
             reason = (
                 "shutting down" if self.draining else f"at its limit of {self.max_connections} connections"
             )
             transport.write(
                 error_bytes(
-                    ServerBusy(f"the server is {reason}: retry on another replica"), ((b"retry-after", b"1"),)
+                    ServerBusy(f"the server is {reason}: retry on another replica"), [(b"retry-after", b"1")]
                 )
             )
             # Half-close and read nothing more: the client reads the answer and the end of the stream; a
@@ -161,7 +166,6 @@ class Connections:
             return
         if connection.idle_since is not None and not connection.received:
             return  # idle after an answer: the keep-alive timeout's business
-        self.timed_out += 1
         log.info(
             "closed a connection from %s: no complete request headers within %g s",
             connection.transport.get_extra_info("peername"), self.header_timeout_seconds,
@@ -344,8 +348,6 @@ async def _linger(receive: Receive) -> bool:
 
 
 async def _send_error(send: Send, error: ServingError, more_body: bool = False) -> None:
-    body = orjson.dumps({"error": str(error)})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"connection", b"close")]  # fmt: skip
+    headers, body = error_answer(error)
     await send({"type": "http.response.start", "status": int(error.status), "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": more_body})
