@@ -23,11 +23,13 @@ import signal
 import socket
 from types import FrameType
 
+import grpc
 import uvicorn
 
 from serving.app import create_app
 from serving.limits import Connections, guarded_protocol
 from serving.model import CreditRiskModel
+from serving.protocol.grpc import create_server
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -62,12 +64,11 @@ class DrainingServer(uvicorn.Server):
     idle_seconds = 0.5
     tick_seconds = 0.02
 
-    def __init__(self, config: uvicorn.Config, connections: Connections, grace_seconds: float) -> None:
+    def __init__(self, config: uvicorn.Config, connections: Connections) -> None:
         super().__init__(config)
         self.connections = connections
-        self.grace_seconds = grace_seconds
         self.drain_requested = asyncio.Event()
-        self.grpc: object | None = None  # a started grpc.aio.Server, stopped with the drain
+        self.grpc: grpc.aio.Server | None = None  # started beside uvicorn, stopped with the drain
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -93,8 +94,9 @@ class DrainingServer(uvicorn.Server):
     async def _drain_when_asked(self, sockets: list[socket.socket]) -> None:
         await self.drain_requested.wait()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.grace_seconds
-        log.info("draining: no new connections; answering what was sent (grace %ss)", self.grace_seconds)
+        grace = self.config.timeout_graceful_shutdown or 0  # the grace period, shared by every wait below
+        deadline = loop.time() + grace
+        log.info("draining: no new connections; answering what was sent (grace %ss)", grace)
         self.connections.drain()
         for server in self.servers:
             server.close()
@@ -102,7 +104,7 @@ class DrainingServer(uvicorn.Server):
             sock.close()  # this worker's copy: the kernel refuses new connections once every copy is closed
         grpc_stopped = None
         if self.grpc is not None:
-            grpc_stopped = asyncio.create_task(self.grpc.stop(self.grace_seconds))  # type: ignore[attr-defined]
+            grpc_stopped = asyncio.create_task(self.grpc.stop(grace))
         while (
             loop.time() < deadline and self.connections.close_idle(self.idle_seconds) and not self.force_exit
         ):
@@ -138,14 +140,12 @@ async def _serve(model: CreditRiskModel, sockets: list[socket.socket]) -> None:
         # otherwise take X-Forwarded-For from a proxy on 127.0.0.1 — a sidecar or Knative's queue-proxy.)
         proxy_headers=False,
     )
-    server = DrainingServer(config, connections, settings.grace_period_seconds)
+    server = DrainingServer(config, connections)
     if settings.grpc_port:
-        from serving.protocol.grpc import create_server
-
         server.grpc = create_server(model, settings)
-        await server.grpc.start()  # type: ignore[attr-defined]
+        await server.grpc.start()
     await server.run_until_drained(sockets)
     if server.grpc is not None:
-        await server.grpc.stop(0)  # type: ignore[attr-defined]
+        await server.grpc.stop(0)
     if model.metrics is not None:
         model.metrics.close()

@@ -45,7 +45,7 @@ def _server(grace: float = 5.0) -> tuple[DrainingServer, Connections, socket.soc
     config = uvicorn.Config(_hello, http=guarded_protocol(connections), lifespan="off", log_config=None,
                             timeout_graceful_shutdown=int(grace))  # fmt: skip
     sock = bind("127.0.0.1", 0)
-    return DrainingServer(config, connections, grace), connections, sock
+    return DrainingServer(config, connections), connections, sock
 
 
 def _get(port: int, path: str = "/") -> bytes:
