@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from reliability.strategies import Family, draw_families
+
 
 class Client(Protocol):
     def close(self) -> None: ...
@@ -42,3 +44,16 @@ class Dispatcher:
         while (request := self.queue.get()) is not None:
             self.handle(client, request)
         client.close()
+
+
+def dispatch_families(families: list[Family], only: list[str] | None, requests: int, seed: int, concurrency: int,
+                      open_client: Callable[[], Client], handle: Callable[[Any, Any], None],
+                      key: Callable[[Any], str], log: Callable[[str], None]) -> dict[str, int]:  # fmt: skip
+    """About ``requests`` distinct examples of ``families`` (those named in ``only``, or all), drawn and
+    handed to ``concurrency`` client threads; returns how many each family generated."""
+    chosen = [f for f in families if only is None or f[0] in only]
+    dispatcher = Dispatcher(open_client, handle, concurrency)
+    try:
+        return draw_families(chosen, requests, seed, dispatcher.submit, key, log)
+    finally:
+        dispatcher.close()

@@ -46,8 +46,7 @@ from hypothesis import strategies as st
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
 from reliability.accounting import Stats, table
-from reliability.dispatch import Dispatcher
-from reliability.strategies import draw_families
+from reliability.dispatch import dispatch_families
 from reliability.target import FEATURES, MODEL, NP_DTYPE, NUMERIC, OUTPUTS, VERSION, WIDTH
 
 SERVICE = "inference.GRPCInferenceService"
@@ -1016,14 +1015,12 @@ def fuzz_grpc(target: str, stats: Stats, requests: int, seed: int, concurrency: 
               only: list[str] | None = None, log: Callable[[str], None] = print) -> dict[str, int]:  # fmt: skip
     """About ``requests`` distinct calls (the families named in ``only``, or all) on ``concurrency``
     channels; returns how many each family generated."""
-    chosen = [f for f in families(max_request_bytes) if only is None or f[0] in only]
-    dispatcher = Dispatcher(
-        lambda: GrpcClient(target), lambda client, call: send_and_record(stats, client, call), concurrency
-    )
-    try:
-        return draw_families(chosen, requests, seed, dispatcher.submit, Call.fingerprint, log)
-    finally:
-        dispatcher.close()
+    return dispatch_families(
+        families(max_request_bytes), only, requests, seed, concurrency,
+        open_client=lambda: GrpcClient(target),
+        handle=lambda client, call: send_and_record(stats, client, call),
+        key=Call.fingerprint, log=log,
+    )  # fmt: skip
 
 
 def sample_calls() -> list[Call]:

@@ -14,11 +14,10 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from reliability.accounting import Stats
-from reliability.dispatch import Dispatcher
+from reliability.dispatch import dispatch_families
 from reliability.http_client import Outcome, Request, Sender
 from reliability.http_requests import VALID_PREDICT, VALID_V2, families
 from reliability.json_text import to_bytes
-from reliability.strategies import draw_families
 from reliability.target import INFER, INFER_VERSIONED, PREDICT, WIDTH
 
 UVICORN_400 = b"Invalid HTTP request received."  # uvicorn's answer to malformed HTTP (before the application)
@@ -92,14 +91,12 @@ def fuzz_http(base_url: str, stats: Stats, requests: int, seed: int, concurrency
               only: list[str] | None = None, log: Callable[[str], None] = print) -> dict[str, int]:  # fmt: skip
     """About ``requests`` distinct hostile requests (the families named in ``only``, or all) sent on
     ``concurrency`` connections; returns how many each family generated."""
-    chosen = [f for f in families(max_request_bytes) if only is None or f[0] in only]
-    dispatcher = Dispatcher(
-        lambda: Sender(base_url), lambda sender, request: send_and_record(stats, sender, request), concurrency
-    )
-    try:
-        return draw_families(chosen, requests, seed, dispatcher.submit, Request.fingerprint, log)
-    finally:
-        dispatcher.close()
+    return dispatch_families(
+        families(max_request_bytes), only, requests, seed, concurrency,
+        open_client=lambda: Sender(base_url),
+        handle=lambda sender, request: send_and_record(stats, sender, request),
+        key=Request.fingerprint, log=log,
+    )  # fmt: skip
 
 
 def warm_up(base_url: str, rounds: int = 60) -> None:
