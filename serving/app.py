@@ -148,7 +148,8 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _server_error)
 
-    # Outermost first: metrics see every answer, the limits' early 413s included.
+    # Each add_middleware wraps the ones before it: metrics, added last, see every answer, the limits' early
+    # 413s included.
     app.add_middleware(LimitsMiddleware, connections=connections, max_request_bytes=settings.max_request_bytes,
                        body_timeout_seconds=settings.body_timeout_seconds)  # fmt: skip
     app.add_middleware(RequestMetricsMiddleware, metrics=lambda: model.metrics, default_model=model.name)
