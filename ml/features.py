@@ -14,32 +14,25 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from credit_features.definition import PASSTHROUGH_FEATURES, feature_matrix
 from ml.errors import DataValidationError
-from ml.schema import CATEGORY_FEATURES, FEATURE_NAMES, PRODUCT_CATEGORIES, RAW_COLUMNS, TIME_COLUMN
+from ml.schema import AGGREGATE_FEATURES, FEATURE_NAMES, RAW_COLUMNS, TIME_COLUMN
 
 
 def build_features(transactions: pd.DataFrame) -> pd.DataFrame:
-    """Validated transactions → float64 frame of the 26 features, same index and row order as the input."""
+    """Validated transactions → float64 frame of the 26 features, same index and row order as the input.
+
+    The rules are :mod:`credit_features.definition`'s, the transformer's too; only the expanding customer
+    statistics are computed here, vectorised over the whole history."""
     tx = transactions
-    ts = tx[TIME_COLUMN]
-    out = pd.DataFrame(index=tx.index)
-    for column in ("CountryCode", "Amount", "Value", "PricingStrategy", "FraudResult"):
-        out[column] = tx[column]
-
-    out["transaction_hour"] = ts.dt.hour
-    out["transaction_day"] = ts.dt.day
-    out["transaction_month"] = ts.dt.month
-    out["transaction_year"] = ts.dt.year
-    out["transaction_dayofweek"] = ts.dt.dayofweek
-    out["transaction_week"] = ts.dt.isocalendar().week.astype("int64")
-
-    aggregates = _point_in_time_aggregates(tx)
-    out = out.join(aggregates)
-
-    category = pd.Categorical(tx["ProductCategory"], categories=PRODUCT_CATEGORIES)
-    for name in CATEGORY_FEATURES:
-        out[name] = (category == name.removeprefix("ProductCategory_")).astype("int64")
-    return out.loc[:, list(FEATURE_NAMES)].astype("float64")
+    seconds = tx[TIME_COLUMN].to_numpy(dtype="datetime64[s]").astype(np.int64)
+    aggregates = _point_in_time_aggregates(tx).loc[:, list(AGGREGATE_FEATURES)].to_numpy()
+    columns = {name: tx[name].to_numpy() for name in (*PASSTHROUGH_FEATURES, "ProductCategory")}
+    try:
+        matrix = feature_matrix(columns, seconds, aggregates)
+    except ValueError as exc:  # an unknown category: validate_transactions refuses it first
+        raise DataValidationError(str(exc)) from exc
+    return pd.DataFrame(matrix, index=tx.index, columns=list(FEATURE_NAMES))
 
 
 @dataclass(frozen=True)
@@ -82,7 +75,9 @@ def _point_in_time_aggregates(transactions: pd.DataFrame) -> pd.DataFrame:
             "total_transaction_amount": total,
             "avg_transaction_amount": total / count,
             "transaction_count": count,
-            # A single transaction has no spread: 0, not NaN, so the model input is always finite.
+            # The definition's rules (credit_features.definition): ddof=1, and a single transaction has no
+            # spread: 0, not NaN, so the model input is always finite; an even count's median is the mean of
+            # the two middle amounts (pandas' too).
             "std_transaction_amount": expanding.std().droplevel(0).fillna(0.0),
             "min_transaction_amount": grouped.cummin(),
             "max_transaction_amount": grouped.cummax(),

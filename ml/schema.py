@@ -1,90 +1,20 @@
-"""Column contracts: the raw Xente transaction schema and the public 26-feature model input.
-
-The feature order is a public contract: the ONNX model's input ``features`` is ``[N, 26]`` in exactly
-this order, and the predictor reads the same list back from the model's metadata.
-"""
+"""Column contracts of training: the shared raw and feature schema (:mod:`credit_features.schema`) plus what
+only training reads (indicator columns, calendar inputs no model may use, monotone directions)."""
 
 from __future__ import annotations
 
-RAW_COLUMNS: tuple[str, ...] = (
-    "TransactionId",
-    "BatchId",
-    "AccountId",
-    "SubscriptionId",
-    "CustomerId",
-    "CurrencyCode",
-    "CountryCode",
-    "ProviderId",
-    "ProductId",
-    "ProductCategory",
-    "ChannelId",
-    "Amount",
-    "Value",
-    "TransactionStartTime",
-    "PricingStrategy",
-    "FraudResult",
-)
-
-ID_COLUMNS: tuple[str, ...] = (
-    "TransactionId",
-    "BatchId",
-    "AccountId",
-    "SubscriptionId",
-    "CustomerId",
-    "CurrencyCode",
-    "ProviderId",
-    "ProductId",
-    "ProductCategory",
-    "ChannelId",
-)
-INTEGER_COLUMNS: tuple[str, ...] = ("CountryCode", "PricingStrategy", "FraudResult")
-AMOUNT_COLUMNS: tuple[str, ...] = ("Amount", "Value")
-TIME_COLUMN = "TransactionStartTime"
-
-# Every category seen in the Xente data. "airtime" is the reference level: it has no indicator column.
-PRODUCT_CATEGORIES: tuple[str, ...] = (
-    "airtime",
-    "data_bundles",
-    "financial_services",
-    "movies",
-    "other",
-    "ticket",
-    "transport",
-    "tv",
-    "utility_bill",
-)
-REFERENCE_CATEGORY = "airtime"
-
-TIME_FEATURES: tuple[str, ...] = (
-    "transaction_hour",
-    "transaction_day",
-    "transaction_month",
-    "transaction_year",
-    "transaction_dayofweek",
-    "transaction_week",
-)
-AGGREGATE_FEATURES: tuple[str, ...] = (
-    "total_transaction_amount",
-    "avg_transaction_amount",
-    "transaction_count",
-    "std_transaction_amount",
-    "min_transaction_amount",
-    "max_transaction_amount",
-    "median_transaction_amount",
-)
-CATEGORY_FEATURES: tuple[str, ...] = tuple(
-    f"ProductCategory_{c}" for c in PRODUCT_CATEGORIES if c != REFERENCE_CATEGORY
-)
-
-FEATURE_NAMES: tuple[str, ...] = (
-    "CountryCode",
-    "Amount",
-    "Value",
-    "PricingStrategy",
-    "FraudResult",
-    *TIME_FEATURES,
-    *AGGREGATE_FEATURES,
-    *CATEGORY_FEATURES,
+from credit_features.schema import (  # noqa: F401  (re-exported: ml.* imports them from here)
+    AGGREGATE_FEATURES,
+    AMOUNT_COLUMNS,
+    CATEGORY_FEATURES,
+    FEATURE_NAMES,
+    ID_COLUMNS,
+    INTEGER_COLUMNS,
+    PRODUCT_CATEGORIES,
+    RAW_COLUMNS,
+    REFERENCE_CATEGORY,
+    TIME_COLUMN,
+    TIME_FEATURES,
 )
 
 # Indicator columns (0/1): passed through unscaled by the linear pipeline.
@@ -104,5 +34,3 @@ MODEL_FEATURES: tuple[str, ...] = tuple(f for f in FEATURE_NAMES if f not in CAL
 # Economic direction the target demands: it means "least engaged", so more activity and more spend must never
 # raise the risk (-1: the score is non-increasing in the feature, everything else fixed).
 MONOTONE_DIRECTIONS: dict[str, int] = {"transaction_count": -1, "total_transaction_amount": -1}
-
-assert len(FEATURE_NAMES) == 26, "the public feature contract has 26 columns"
