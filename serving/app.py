@@ -80,7 +80,7 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
         return {"live": True}
 
     async def server_ready() -> Response:
-        return _json({"ready": model.ready}, 200 if model.ready else HTTPStatus.SERVICE_UNAVAILABLE)
+        return json_response({"ready": model.ready}, 200 if model.ready else HTTPStatus.SERVICE_UNAVAILABLE)
 
     async def server_metadata() -> dict[str, Any]:
         return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
@@ -91,7 +91,7 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
 
     async def model_ready(model_name: str, model_version: str | None = None) -> Response:
         check(model_name, model_version)
-        return _json({"name": model.name, "ready": model.ready}, 200 if model.ready else 503)
+        return json_response({"name": model.name, "ready": model.ready}, 200 if model.ready else 503)
 
     async def infer(request: Request) -> Response:
         """V2 inference (a plain Starlette route: no pydantic pass over a body the codec checks anyway)."""
@@ -104,7 +104,9 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
         else:
             infer_request = v2.read_binary_request(body, header_length)
         outputs, _ = await model(infer_request)  # kserve's Model.__call__: (result, response headers)
-        content, headers = v2.write_response(infer_request, outputs, model.name, model.version)
+        content, headers = v2.write_response(
+            infer_request, outputs, model.name, outputs.model_version(model.version)
+        )
         return Response(content=content, headers=headers)
 
     async def predict(request: Request) -> Response:
@@ -113,7 +115,7 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
         rows, single = legacy.decode(
             await request.body(), model.contract.feature_names, settings.max_batch_rows
         )
-        return _json(legacy.encode(model.score(rows), model.version, single))
+        return json_response(legacy.encode(model.score(rows), model.version, single))
 
     async def health() -> dict[str, Any]:
         return {
@@ -143,10 +145,7 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
     app.add_api_route("/health", health, methods=["GET"], tags=["legacy"])
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
 
-    app.add_exception_handler(ServingError, _serving_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _server_error)
+    add_error_handlers(app)
 
     # Each add_middleware wraps the ones before it: metrics, added last, see every answer, the limits' early
     # 413s included.
@@ -160,7 +159,16 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
 # ---------------------------------------------------------------------------------------------- errors
 
 
-def _json(content: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as ``{"error": "..."}``: :class:`ServingError`\\ s with their status, routing errors (404,
+    405), parameter validation (400) and anything unexpected (500, logged)."""
+    app.add_exception_handler(ServingError, _serving_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _server_error)
+
+
+def json_response(content: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         orjson.dumps(content), status_code=int(status), media_type="application/json", headers=headers
     )
@@ -169,7 +177,7 @@ def _json(content: object, status: int = 200, headers: dict[str, str] | None = N
 async def _serving_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServingError)
     log.info("%d %s %s: %s", exc.status, request.method, request.url.path, exc)
-    return _json({"error": str(exc)}, exc.status)
+    return json_response({"error": str(exc)}, exc.status, exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -183,7 +191,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         )
     else:
         message = str(exc.detail)
-    return _json({"error": message}, exc.status_code, dict(exc.headers or {}))
+    return json_response({"error": message}, exc.status_code, dict(exc.headers or {}))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -194,12 +202,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     ]
     message = "invalid request: " + "; ".join(problems)
     log.info("400 %s %s: %s", request.method, request.url.path, message)
-    return _json({"error": message}, HTTPStatus.BAD_REQUEST)
+    return json_response({"error": message}, HTTPStatus.BAD_REQUEST)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("500 %s %s", request.method, request.url.path)
-    return _json({"error": f"internal error ({type(exc).__name__}); the server log has the details"}, 500)
+    return json_response(
+        {"error": f"internal error ({type(exc).__name__}); the server log has the details"}, 500
+    )
 
 
 # ---------------------------------------------------------------------------------------------- OpenAPI

@@ -14,6 +14,7 @@ class ServingError(Exception):
 
     status = HTTPStatus.INTERNAL_SERVER_ERROR
     grpc_code = grpc.StatusCode.INTERNAL
+    headers: dict[str, str] | None = None  # sent with the HTTP answer
 
 
 class InvalidRequest(ServingError):

@@ -69,11 +69,17 @@ class DrainingServer(uvicorn.Server):
         self.connections = connections
         self.drain_requested = asyncio.Event()
         self.grpc: grpc.aio.Server | None = None  # started beside uvicorn, stopped with the drain
+        self.peers: list[DrainingServer] = []  # servers of the same process's other ports, drained together
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """uvicorn's signal handler. uvicorn's own sets ``should_exit`` at once and re-raises the signal after
-        shutdown (exit code -15); here the first signal drains and the process ends with 0."""
+        shutdown (exit code -15); here the first signal drains and the process ends with 0. Servers of one
+        process (one per port) are each other's ``peers``: whichever holds the handler drains them all."""
+        for server in (self, *self.peers):
+            server._on_signal(sig)
+
+    def _on_signal(self, sig: int) -> None:
         if self.drain_requested.is_set():
             if sig == signal.SIGINT:
                 self.force_exit = self.should_exit = True

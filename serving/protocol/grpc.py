@@ -124,7 +124,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             self._ready()
             parsed = read_request(request)
             outputs, _ = await self.model(parsed)  # kserve's Model.__call__: (result, response headers)
-            return write_response(parsed, outputs, self.model.name, self.model.version)
+            return write_response(parsed, outputs, self.model.name, outputs.model_version(self.model.version))
 
         return await self._answer("ModelInfer", request.model_name, context, infer)
 

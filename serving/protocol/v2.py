@@ -39,6 +39,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import orjson
@@ -70,16 +71,6 @@ _ALIASES = {"FLOAT16": "FP16", "HALF": "FP16", "FLOAT32": "FP32", "FLOAT": "FP32
             "DOUBLE": "FP64", "STRING": "BYTES", "STR": "BYTES", "BOOLEAN": "BOOL"}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Outputs:
-    """Scored rows: what both wire formats return."""
-
-    probability: np.ndarray  # float32 [N], P(high risk)
-    prediction: np.ndarray  # int64 [N], probability >= threshold
-    risk_level: np.ndarray  # object [N]: low / medium / high
-    decision: np.ndarray  # object [N]: approve / review / reject
-
-
 OUTPUT_TYPES = (
     {"name": "probability", "datatype": "FP32", "shape": [-1]},
     {"name": "prediction", "datatype": "INT64", "shape": [-1]},
@@ -87,7 +78,27 @@ OUTPUT_TYPES = (
     {"name": "decision", "datatype": "BYTES", "shape": [-1]},
 )
 OUTPUT_NAMES = tuple(o["name"] for o in OUTPUT_TYPES)
-_OUTPUT_DATATYPES = {o["name"]: o["datatype"] for o in OUTPUT_TYPES}
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Scored rows: what both wire formats return.
+
+    ``DATATYPES`` lists every output a request may ask for (by name, with its V2 datatype), ``DEFAULT`` the
+    ones answered when it asks for none; a subclass that adds outputs extends both."""
+
+    probability: np.ndarray  # float32 [N], P(high risk)
+    prediction: np.ndarray  # int64 [N], probability >= threshold
+    risk_level: np.ndarray  # object [N]: low / medium / high
+    decision: np.ndarray  # object [N]: approve / review / reject
+
+    DATATYPES: ClassVar[dict[str, str]] = {o["name"]: o["datatype"] for o in OUTPUT_TYPES}
+    DEFAULT: ClassVar[tuple[str, ...]] = OUTPUT_NAMES
+
+    def model_version(self, served: str) -> str:
+        """The model version that produced these scores: the served one, unless a subclass knows better (a
+        transformer reports the version its predictor answered with)."""
+        return served
 
 
 @dataclass(frozen=True)
@@ -595,7 +606,7 @@ def decode(request: Request, feature_names: tuple[str, ...], max_rows: int) -> n
     if len(set(names)) != len(names):  # Counter: names.count per name is quadratic in a hostile list
         duplicated = sorted(n for n, times in Counter(names).items() if times > 1)
         raise InvalidRequest(f"input name(s) given more than once: {_some(duplicated)}")
-    _check_requested_outputs(request)
+    check_requested_outputs(request)
     for tensor in inputs:
         if tensor.datatype not in NUMERIC_DATATYPES:
             raise InvalidRequest(
@@ -680,12 +691,13 @@ def finite_float32(matrix: np.ndarray, feature_names: tuple[str, ...]) -> np.nda
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _check_requested_outputs(request: Request) -> None:
+def check_requested_outputs(request: Request, names: Iterable[str] = OUTPUT_NAMES) -> None:
     seen = set()
+    names = tuple(names)
     for output in request.outputs or ():
-        if output.name not in OUTPUT_NAMES:
+        if output.name not in names:
             raise InvalidRequest(
-                f"unknown output {quoted_name(output.name)}: this model returns {', '.join(OUTPUT_NAMES)}"
+                f"unknown output {quoted_name(output.name)}: this model returns {', '.join(names)}"
             )
         if output.name in seen:
             raise InvalidRequest(f"output {quoted_name(output.name)} is requested more than once")
@@ -699,18 +711,17 @@ def response_id(request: Request) -> str:
 
 def response_outputs(request: Request, outputs: Outputs) -> list[tuple[str, str, np.ndarray, bool]]:
     """``(name, datatype, data [N], binary?)`` in answer order: the requested outputs in the order asked,
-    or all four in :data:`OUTPUT_NAMES` order. ``binary`` is the output's ``binary_data`` if given, else the
-    request's ``binary_data_output``."""
+    or the outputs' ``DEFAULT`` ones in that order. ``binary`` is the output's ``binary_data`` if given, else
+    the request's ``binary_data_output``."""
+    datatypes = outputs.DATATYPES
     if not request.outputs:
         binary = request.binary_output
-        return [
-            (name, datatype, getattr(outputs, name), binary) for name, datatype in _OUTPUT_DATATYPES.items()
-        ]
-    _check_requested_outputs(request)
+        return [(name, datatypes[name], getattr(outputs, name), binary) for name in outputs.DEFAULT]
+    check_requested_outputs(request, datatypes)
     return [
         (
             o.name,
-            _OUTPUT_DATATYPES[o.name],
+            datatypes[o.name],
             getattr(outputs, o.name),
             request.binary_output if o.binary is None else o.binary,
         )

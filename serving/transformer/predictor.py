@@ -1,0 +1,250 @@
+"""Calling the predictor over the Open Inference Protocol (V2): HTTP (:class:`HttpPredictor`) or gRPC
+(:class:`GrpcPredictor`), one kept-alive connection pool per transformer process.
+
+The request is one FP32 tensor ``features`` ``[N, 26]`` (gRPC: ``raw_input_contents``); the answer's four
+outputs become :class:`Scores`, with the model version the predictor reports (during a rollout two versions
+answer, and each decision names the one that made it). Failures say which side failed:
+
+* the predictor cannot be reached, times out, or answers 503 → :class:`PredictorUnavailable` (503: retry);
+* it answers anything else that is not a score → :class:`PredictorFailed` (502): the transformer built a
+  request its predictor refused — a version skew between the two, never the caller's fault.
+
+A thin client rather than kserve's ``InferenceRESTClient``: that one converts through kserve's
+``InferRequest``/``InferResponse`` on every call and maps every failure to the same exception; here the
+two failure kinds must reach the caller as different statuses, and the transformer's latency budget is a
+millisecond.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import grpc
+import httpx
+import numpy as np
+import orjson
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+from serving.errors import ServingError
+from serving.protocol import v2
+
+OUTPUTS = ("probability", "prediction", "risk_level", "decision")
+
+
+class PredictorUnavailable(ServingError):
+    """The predictor cannot be reached, timed out, or is not ready: retry shortly."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # the metrics label: unavailable | timeout
+
+
+class PredictorFailed(ServingError):
+    """The predictor answered, but not with scores."""
+
+    status = HTTPStatus.BAD_GATEWAY
+    grpc_code = grpc.StatusCode.INTERNAL
+    reason = "refused"
+
+
+@dataclass(frozen=True)
+class Scores:
+    probability: np.ndarray  # float32 [N]
+    prediction: np.ndarray  # int64 [N]
+    risk_level: np.ndarray  # object [N] of str
+    decision: np.ndarray  # object [N] of str
+    model_version: str
+
+
+class Predictor(ABC):
+    """A V2 client of one predictor (``address`` = HOST:PORT) for one model name."""
+
+    def __init__(self, address: str, model_name: str, timeout_seconds: float) -> None:
+        self.address = address
+        self.model_name = model_name
+        self.timeout_seconds = timeout_seconds
+
+    @abstractmethod
+    async def infer(self, features: np.ndarray, request_id: str | None = None) -> Scores:
+        """Scores of the float32 ``[N, F]`` rows."""
+
+    @abstractmethod
+    async def ready(self) -> bool:
+        """Whether the predictor says its model is ready (False when it cannot be reached)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    def _scores(self, outputs: dict[str, np.ndarray], version: str, n: int) -> Scores:
+        missing = [name for name in OUTPUTS if name not in outputs]
+        if missing:
+            raise PredictorFailed(f"the predictor at {self.address} answered without {', '.join(missing)}")
+        for name in OUTPUTS:
+            if outputs[name].shape != (n,):
+                raise PredictorFailed(
+                    f"the predictor at {self.address} answered {name} of shape {list(outputs[name].shape)} "
+                    f"for {n} transaction(s)"
+                )
+        text = {name: np.array([_str(v) for v in outputs[name].tolist()], dtype=object)
+                for name in ("risk_level", "decision")}  # fmt: skip
+        return Scores(
+            probability=outputs["probability"].astype(np.float32, copy=False),
+            prediction=outputs["prediction"].astype(np.int64, copy=False),
+            risk_level=text["risk_level"],
+            decision=text["decision"],
+            model_version=version,
+        )
+
+
+def _str(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class HttpPredictor(Predictor):
+    """V2 over HTTP/1.1 (JSON), through httpx's connection pool."""
+
+    def __init__(self, address: str, model_name: str, timeout_seconds: float) -> None:
+        super().__init__(address, model_name, timeout_seconds)
+        self.client = httpx.AsyncClient(
+            base_url=f"http://{address}",
+            timeout=timeout_seconds,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+        self.path = f"/v2/models/{model_name}/infer"
+
+    async def infer(self, features: np.ndarray, request_id: str | None = None) -> Scores:
+        n, width = features.shape
+        body = orjson.dumps(
+            {
+                "id": request_id or str(uuid.uuid4()),
+                "inputs": [{"name": v2.INPUT_NAME, "datatype": "FP32", "shape": [n, width],
+                            "data": features.ravel()}],
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )  # fmt: skip
+        try:
+            answer = await self.client.post(
+                self.path, content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.TimeoutException as exc:
+            raise PredictorUnavailable(
+                f"the predictor at {self.address} did not answer within {self.timeout_seconds:g}s", "timeout"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise PredictorUnavailable(
+                f"the predictor at {self.address} is unavailable: {exc or type(exc).__name__}", "unavailable"
+            ) from exc
+        if answer.status_code == HTTPStatus.SERVICE_UNAVAILABLE:
+            raise PredictorUnavailable(
+                f"the predictor at {self.address} is not ready (503: {_error(answer)})", "unavailable"
+            )
+        if answer.status_code != HTTPStatus.OK:
+            raise PredictorFailed(
+                f"the predictor at {self.address} refused the features ({answer.status_code}: {_error(answer)})"
+            )
+        try:
+            document = orjson.loads(answer.content)
+            outputs = {o["name"]: np.asarray(o["data"]).reshape(o["shape"]) for o in document["outputs"]}
+            version = str(document.get("model_version") or "")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise PredictorFailed(
+                f"the predictor at {self.address} answered an unreadable body: {exc}"
+            ) from exc
+        return self._scores(outputs, version, n)
+
+    async def ready(self) -> bool:
+        try:
+            answer = await self.client.get(f"/v2/models/{self.model_name}/ready")
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == HTTPStatus.OK
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _error(answer: httpx.Response) -> str:
+    try:
+        return str(orjson.loads(answer.content)["error"])[:300]
+    except Exception:
+        return answer.text[:300] or "(empty body)"
+
+
+class GrpcPredictor(Predictor):
+    """V2 over gRPC (``raw_input_contents``), one HTTP/2 channel."""
+
+    def __init__(self, address: str, model_name: str, timeout_seconds: float) -> None:
+        super().__init__(address, model_name, timeout_seconds)
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: pb_grpc.GRPCInferenceServiceStub | None = None
+
+    @property
+    def stub(self) -> pb_grpc.GRPCInferenceServiceStub:
+        """The stub, on a channel opened in the running event loop (a grpc.aio channel belongs to one loop)."""
+        if self._stub is None:
+            self._channel = grpc.aio.insecure_channel(
+                self.address, options=[("grpc.max_receive_message_length", -1)]
+            )
+            self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
+        return self._stub
+
+    async def infer(self, features: np.ndarray, request_id: str | None = None) -> Scores:
+        n, width = features.shape
+        request = pb.ModelInferRequest(
+            model_name=self.model_name,
+            id=request_id or "",
+            inputs=[pb.ModelInferRequest.InferInputTensor(name=v2.INPUT_NAME, datatype="FP32", shape=[n, width])],
+            raw_input_contents=[np.ascontiguousarray(features, dtype="<f4").tobytes()],
+        )  # fmt: skip
+        try:
+            answer = await self.stub.ModelInfer(request, timeout=self.timeout_seconds)
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise PredictorUnavailable(
+                    f"the predictor at {self.address} did not answer within {self.timeout_seconds:g}s",
+                    "timeout",
+                ) from exc
+            if code == grpc.StatusCode.UNAVAILABLE:
+                raise PredictorUnavailable(
+                    f"the predictor at {self.address} is unavailable: {exc.details()}", "unavailable"
+                ) from exc
+            raise PredictorFailed(
+                f"the predictor at {self.address} refused the features ({code.name}: {exc.details()})"
+            ) from exc
+        try:
+            outputs = {
+                o.name: v2.tensor_from_bytes(o.name, o.datatype, list(o.shape), raw, f"outputs[{i}]").data
+                for i, (o, raw) in enumerate(zip(answer.outputs, answer.raw_output_contents, strict=True))
+            }
+        except (ValueError, ServingError) as exc:
+            raise PredictorFailed(
+                f"the predictor at {self.address} answered unreadable outputs: {exc}"
+            ) from exc
+        return self._scores(outputs, answer.model_version, n)
+
+    async def ready(self) -> bool:
+        try:
+            answer = await self.stub.ModelReady(
+                pb.ModelReadyRequest(name=self.model_name), timeout=self.timeout_seconds
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(answer.ready)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+
+def connect(protocol: str, address: str, model_name: str, timeout_seconds: float) -> Predictor:
+    """The client for ``protocol`` (``v2``: HTTP, ``grpc-v2``: gRPC)."""
+    kind = {"v2": HttpPredictor, "grpc-v2": GrpcPredictor}[protocol]
+    return kind(address, model_name, timeout_seconds)
