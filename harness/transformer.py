@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,3 +82,18 @@ def records(transactions: pd.DataFrame) -> list[dict[str, object]]:
         record["TransactionStartTime"] = time_text
         out.append(record)
     return out
+
+
+def transaction(customer: str = "", index: int = 0, **fields: object) -> dict[str, object]:
+    """One valid raw Xente transaction of ``customer`` (a fresh customer by default)."""
+    customer = customer or f"CustomerId_{uuid.uuid4().hex[:10]}"
+    record: dict[str, object] = {
+        "TransactionId": f"TransactionId_{uuid.uuid4().hex[:12]}", "BatchId": "BatchId_1",
+        "AccountId": "AccountId_1", "SubscriptionId": "SubscriptionId_1", "CustomerId": customer,
+        "CurrencyCode": "UGX", "CountryCode": 256, "ProviderId": "ProviderId_6", "ProductId": "ProductId_10",
+        "ProductCategory": "airtime", "ChannelId": "ChannelId_3", "Amount": 1000.0 + 250 * index,
+        "Value": 1000 + 250 * index, "TransactionStartTime": f"2019-01-{1 + index % 28:02d}T10:00:00Z",
+        "PricingStrategy": 2, "FraudResult": 0,
+    }  # fmt: skip
+    record.update(fields)
+    return record
