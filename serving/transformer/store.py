@@ -59,7 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from credit_features.definition import History, extend, median_of
 
@@ -138,17 +138,17 @@ class IngestConflict(Exception):
 def mask_url(url: str) -> str:
     """``url`` with its password (in the authority or a ``password=`` query parameter) shown as ``***``."""
     parts = urlsplit(url)
-    netloc = parts.netloc
+    masked = url
     if parts.password is not None:
-        user = parts.username or ""
-        netloc = f"{user}:***@{netloc.rpartition('@')[2]}"
-    query = parts.query
-    if "password=" in query:
-        query = urlencode(
-            [(k, "***" if k == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)],
-            safe="*",
-        )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+        userinfo, _, host = parts.netloc.rpartition("@")
+        masked = masked.replace(f"//{parts.netloc}", f"//{userinfo.partition(':')[0]}:***@{host}", 1)
+    if parts.query:
+        fields = [
+            "password=***" if unquote(field.partition("=")[0]) == "password" else field
+            for field in parts.query.split("&")
+        ]
+        masked = masked.replace(f"?{parts.query}", f"?{'&'.join(fields)}", 1)
+    return masked
 
 
 def distinct(keys: Sequence[Key]) -> list[Key]:
