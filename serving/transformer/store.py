@@ -269,27 +269,45 @@ def open_store(url: str, timeout_seconds: float = 1.0, key_prefix: str = "credit
 # Shared by both scripts: KEYS holds (amounts, summary) per customer, ARGV a triple per key: the customer's
 # 1-based index into KEYS pairs, the TransactionId, the Amount (Python's repr: exact).
 _LOOKUP_LUA = """#!lua flags=no-writes
-local out = {}
+-- The answer is one string, a line per key: "0" (customer never seen) or "<stored 0/1> <the six summary
+-- numbers> <first rank> <the window's amounts>" (a reply of nested arrays costs redis-py's parser more
+-- than the whole script). What only depends on the customer is read once per batch.
+local function window(amounts, count, stored)
+  local first, last
+  if stored then
+    first, last = math.floor((count - 1) / 2), math.floor(count / 2)
+  else
+    first, last = math.max(math.floor(count / 2) - 1, 0), math.min(math.floor((count + 1) / 2), count - 1)
+  end
+  local range = redis.call('ZRANGE', amounts, first, last, 'WITHSCORES')
+  local parts = {first}
+  for j = 2, #range, 2 do parts[#parts + 1] = range[j] end
+  return table.concat(parts, ' ')
+end
+local customers, lines = {}, {}
 for i = 0, #ARGV / 3 - 1 do
   local c = tonumber(ARGV[3 * i + 1])
-  local amounts, summary = KEYS[2 * c - 1], KEYS[2 * c]
-  local stored = redis.call('ZSCORE', amounts, ARGV[3 * i + 2]) and 1 or 0
-  local count = redis.call('ZCARD', amounts)
-  local fields, first, values = {}, 0, {}
-  if count > 0 then
-    fields = redis.call('HMGET', summary, 'count', 'total', 'mean', 'm2', 'min', 'max')
-    local last
-    if stored == 1 then
-      first, last = math.floor((count - 1) / 2), math.floor(count / 2)
-    else
-      first, last = math.max(math.floor(count / 2) - 1, 0), math.min(math.floor((count + 1) / 2), count - 1)
+  local amounts = KEYS[2 * c - 1]
+  local known = customers[c]
+  if known == nil then
+    local count = redis.call('ZCARD', amounts)
+    known = false
+    if count > 0 then
+      local summary = redis.call('HMGET', KEYS[2 * c], 'count', 'total', 'mean', 'm2', 'min', 'max')
+      known = {count = count, summary = table.concat(summary, ' '), new = window(amounts, count, false)}
     end
-    local range = redis.call('ZRANGE', amounts, first, last, 'WITHSCORES')
-    for j = 2, #range, 2 do values[#values + 1] = range[j] end
+    customers[c] = known
   end
-  out[#out + 1] = {stored, fields, first, values}
+  if not known then
+    lines[#lines + 1] = '0'
+  elseif redis.call('ZSCORE', amounts, ARGV[3 * i + 2]) then
+    known.stored = known.stored or window(amounts, known.count, true)
+    lines[#lines + 1] = '1 ' .. known.summary .. ' ' .. known.stored
+  else
+    lines[#lines + 1] = '0 ' .. known.summary .. ' ' .. known.new
+  end
 end
-return out
+return table.concat(lines, '\\n')
 """
 
 _INGEST_LUA = """
@@ -346,12 +364,15 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-def parse_history(fields: Sequence[str | None]) -> History | None:
-    """A History from its six stored numbers (``%.17g`` strings), None when there are none."""
-    if not fields or fields[0] is None:
-        return None
-    count, total, mean, m2, minimum, maximum = (float(f) for f in fields)  # type: ignore[arg-type]
-    return History(int(count), total, mean, m2, minimum, maximum)
+def parse_lookup(line: str, amount: float) -> Snapshot:
+    """One key's :class:`Snapshot` from its line of the lookup script's answer."""
+    tokens = line.split(" ")
+    if len(tokens) == 1:
+        return snapshot(None, False, {}, amount)
+    count, total, mean, m2, minimum, maximum = map(float, tokens[1:7])
+    first = int(tokens[7])
+    values = {first + j: float(v) for j, v in enumerate(tokens[8:])}
+    return snapshot(History(int(count), total, mean, m2, minimum, maximum), tokens[0] == "1", values, amount)
 
 
 class RedisStore(FeatureStore):
@@ -404,16 +425,8 @@ class RedisStore(FeatureStore):
         if not keys:
             return []
         redis_keys, args = self._script_input(keys)
-        rows = await self._call(partial(self._lookup, keys=redis_keys, args=args))
-        return [
-            snapshot(
-                parse_history(fields),
-                bool(stored),
-                {first + j: float(v) for j, v in enumerate(values)},
-                key.amount,
-            )
-            for key, (stored, fields, first, values) in zip(keys, rows, strict=True)
-        ]
+        answer = await self._call(partial(self._lookup, keys=redis_keys, args=args))
+        return [parse_lookup(line, key.amount) for key, line in zip(keys, answer.split("\n"), strict=True)]
 
     async def ingest(self, keys: Sequence[Key]) -> IngestResult:
         batch = distinct(keys)
