@@ -538,7 +538,8 @@ def _lookup(connection: sqlite3.Connection, keys: Sequence[Key]) -> list[Snapsho
             )
             out.append(snapshot(state.history, stored, window, key.amount))
     finally:
-        connection.execute("COMMIT")
+        if connection.in_transaction:
+            connection.execute("COMMIT")  # nothing was written: this ends the read snapshot
     return out
 
 

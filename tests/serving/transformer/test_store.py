@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import operator
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -391,6 +393,25 @@ def test_a_dead_redis_is_unavailable_with_the_password_masked() -> None:
     assert "s3cret" not in message
     with pytest.raises(StoreUnavailable, match=r"\*\*\*"):
         using(url, lambda store: store.ping())
+
+
+def test_a_redis_that_stops_answering_times_out_and_is_used_again_when_it_answers() -> None:
+    with redis_server(appendonly=False) as server:
+
+        async def work(store: FeatureStore) -> None:
+            await store.ingest([Key("c", "t", 1.0)])
+            os.kill(server.process.pid, signal.SIGSTOP)  # connected, but silent
+            try:
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable, match="unavailable: TimeoutError"):
+                    await store.lookup([Key("c", "u", 2.0)])
+                assert time.monotonic() - started < 2 * 0.3 + 0.5  # two attempts of timeout_seconds each
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            (snapshot,) = await store.lookup([Key("c", "u", 2.0)])
+            assert snapshot.history == History.first(1.0) and snapshot.median == 1.5
+
+        using(server.url, work, timeout_seconds=0.3)
 
 
 def test_a_wrong_redis_password_is_unavailable() -> None:
