@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock train serve test lint format bench-train bench-serve bench-rollout monitoring-snapshot monitoring-generate reliability clean
+.PHONY: help install lock train serve test lint format bench-train bench-serve bench-transformer bench-rollout monitoring-snapshot monitoring-generate reliability clean
 
 help:
 	@echo "make train        train on the built-in synthetic data, export ONNX, register in MLflow"
@@ -17,6 +17,7 @@ help:
 	@echo "make serve        serve the registered champion (after make train) on http://localhost:8080"
 	@echo "make bench-train  wall time / memory of the default run, feature throughput on 1M rows"
 	@echo "make bench-serve  the predictor (HTTP and gRPC) against MLServer, a naive kserve predictor, the kserve floor, raw onnxruntime"
+	@echo "make bench-transformer  one raw transaction through transformer + Redis + predictor, overhead, backfill and ingest rates, store memory"
 	@echo "make bench-rollout  seconds from moving champion to every replica on the new version, and back (containers)"
 	@echo "make monitoring-snapshot  draw the Grafana dashboard from a real run (docs/images/dashboard-snapshot.png)"
 	@echo "make monitoring-generate  regenerate the dashboard JSON and the promtool unit tests"
@@ -62,6 +63,9 @@ bench-train: $(STAMP)
 
 bench-serve: $(STAMP)
 	$(PY) bench/bench_serve.py
+
+bench-transformer: $(STAMP)
+	$(PY) bench/bench_transformer.py
 
 bench-rollout: $(STAMP)
 	$(PY) bench/bench_rollout.py

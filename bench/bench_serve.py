@@ -75,7 +75,7 @@ from harness.machine import cpu_seconds, machine  # noqa: E402
 from harness.net import free_port, http, stop, wait_ready  # noqa: E402
 from harness.predictor import v2_binary_body, v2_body  # noqa: E402
 from harness.processes import group_cpu_seconds  # noqa: E402
-from harness.wrk import NoiseMeter, ensure_wrk, run_wrk  # noqa: E402
+from harness.wrk import NoiseMeter, ensure_wrk, post_script, run_wrk  # noqa: E402
 
 BENCH = ROOT / "bench"
 SERVE_HELPERS = BENCH / "serve"
@@ -626,25 +626,6 @@ def cpu_use(client: float | None, server: float | None, seconds: float, requests
 
 # ---------------------------------------------------------------------------------------------- load (wrk)
 
-LUA = r"""
-wrk.method = "POST"
-HEADERS
-local f = assert(io.open("BODY_PATH", "rb"))
-wrk.body = f:read("*a")
-f:close()
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_RESULT {"requests": %d, "duration_us": %d, "bytes": %d, "status_errors": %d, "connect_errors": %d, '
-    .. '"read_errors": %d, "write_errors": %d, "timeouts": %d, "min_us": %.1f, "mean_us": %.1f, "p50_us": %.1f, '
-    .. '"p90_us": %.1f, "p99_us": %.1f, "p999_us": %.1f, "max_us": %.1f}\n',
-    summary.requests, summary.duration, summary.bytes, e.status, e.connect, e.read, e.write, e.timeout,
-    latency.min, latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max))
-end
-"""
-
 
 class Wrk:
     """``wrk`` with one Lua script per payload (kind, rows): the body is read from a file, sent on every request."""
@@ -658,8 +639,7 @@ class Wrk:
                 body_path = folder / f"body-{n}.{kind}"
                 body_path.write_bytes(body)
                 script = folder / f"post-{n}-{kind}.lua"
-                lua_headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
-                script.write_text(LUA.replace("HEADERS", lua_headers).replace("BODY_PATH", str(body_path)))
+                script.write_text(post_script(body_path, headers))
                 self.scripts[kind, n] = script
 
     def run(

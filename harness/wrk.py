@@ -40,6 +40,28 @@ def ensure_wrk(log: Callable[[str], None] = _stderr) -> str:
     return found
 
 
+# The done() hook every benchmark script shares: latency percentiles and error counts as one JSON line.
+DONE_LUA = r"""
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests": %d, "duration_us": %d, "bytes": %d, "status_errors": %d, "connect_errors": %d, '
+    .. '"read_errors": %d, "write_errors": %d, "timeouts": %d, "min_us": %.1f, "mean_us": %.1f, "p50_us": %.1f, '
+    .. '"p90_us": %.1f, "p99_us": %.1f, "p999_us": %.1f, "max_us": %.1f}\n',
+    summary.requests, summary.duration, summary.bytes, e.status, e.connect, e.read, e.write, e.timeout,
+    latency.min, latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max))
+end
+"""
+
+
+def post_script(body_path: object, headers: dict[str, str]) -> str:
+    """A wrk script POSTing the file ``body_path`` on every request, with ``headers``, and :data:`DONE_LUA`."""
+    lines = ['wrk.method = "POST"', *(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()),
+             f'local f = assert(io.open("{body_path}", "rb"))', 'wrk.body = f:read("*a")', "f:close()"]  # fmt: skip
+    return "\n".join(lines) + "\n" + DONE_LUA
+
+
 def run_wrk(argv: list[str], timeout: float, error: type[Exception] = RuntimeError) -> dict:
     """Run ``wrk`` with a Lua script whose ``done()`` prints one ``WRK_RESULT {json}`` line; that JSON.
     Raises ``error`` (with wrk's output) when wrk fails or prints no such line."""

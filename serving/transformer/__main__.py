@@ -77,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     from serving.transformer.store import open_store
 
     configure_logging()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per predictor call otherwise
     try:
         store = open_store(settings.store, settings.store_timeout_seconds)
     except ValueError as exc:

@@ -7,7 +7,11 @@ Override points, in the order a scoring request meets them (``Model.__call__`` r
   of ``/score``, → validated :class:`credit_features.records.Transactions` → one store lookup for the batch
   → the float32 ``[N, 26]`` features (:func:`online_features`, the training rules of
   :mod:`credit_features.definition`);
-* :meth:`predict` — the features to the predictor over V2 (:mod:`serving.transformer.predictor`);
+* :meth:`predict` — the features to the predictor over V2 (:mod:`serving.transformer.predictor`).
+
+Concurrent requests share their store lookup and their predictor call (:mod:`serving.transformer.batching`:
+whatever queued while the previous call was in flight goes out in the next; a lone request never waits),
+so the stage histograms time each shared call;
 * :meth:`postprocess` — :class:`ScoredTransactions`: the predictor's four outputs, the features (the V2
   output ``features``) and the version of the model that scored them.
 
@@ -36,6 +40,7 @@ from credit_features.definition import aggregates, extend, feature_matrix
 from credit_features.schema import FEATURE_NAMES, INTEGER_COLUMNS, RAW_COLUMNS
 from serving.errors import InvalidRequest, ServingError
 from serving.protocol import v2
+from serving.transformer.batching import Coalescer
 from serving.transformer.metrics import TransformerMetrics
 from serving.transformer.predictor import Predictor, PredictorFailed, PredictorUnavailable, Scores
 from serving.transformer.settings import TransformerSettings
@@ -151,6 +156,9 @@ class TransactionTransformer(Model):
         self.metrics = metrics or TransformerMetrics(settings.model_name)
         self.version = ""  # the predictor's, as last answered
         self.ready = False
+        # Concurrent requests share store lookups and predictor calls (serving.transformer.batching).
+        self.lookups = Coalescer(self._lookup, settings.max_batch_rows, max_in_flight=2)
+        self.scorer = Coalescer(self._score, settings.max_batch_rows, max_in_flight=2)
 
     # ------------------------------------------------------------------------------------------ health
 
@@ -211,7 +219,7 @@ class TransactionTransformer(Model):
                 f"the batch has {len(transactions):,} transactions, more than the limit of "
                 f"{self.settings.max_batch_rows:,}: split it"
             )
-        snapshots = await self._store_call("lookup", self.store.lookup(keys_of(transactions)))
+        snapshots = await self.lookups.submit(keys_of(transactions))
         features = v2.finite_float32(online_features(transactions, snapshots), FEATURE_NAMES)
         first_seen = np.array([s.history is None for s in snapshots], dtype=bool)
         if first_seen.any():
@@ -219,15 +227,24 @@ class TransactionTransformer(Model):
         return Batch(transactions, features, first_seen, request_id)
 
     async def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> tuple[Batch, Scores]:
+        rows = await self.scorer.submit(list(payload.features))
+        return payload, Scores.stack(rows)
+
+    async def _lookup(self, keys: list[Key]) -> list[Snapshot]:
+        """One store lookup for every request queued meanwhile."""
+        return await self._store_call("lookup", self.store.lookup(keys))
+
+    async def _score(self, rows: list[np.ndarray]) -> list[Scores]:
+        """One predictor call for every request queued meanwhile; one single-row :class:`Scores` per row."""
         started = time.perf_counter()
         try:
-            scores = await self.predictor.infer(payload.features, payload.request_id)
+            scores = await self.predictor.infer(np.stack(rows))
         except (PredictorUnavailable, PredictorFailed) as exc:
             self.metrics.predictor_errors.labels(exc.reason).inc()
             raise
         finally:
             self.metrics.stage["predictor"].observe(time.perf_counter() - started)
-        return payload, scores
+        return scores.split()
 
     async def postprocess(self, result: Any, headers: dict[str, str] | None = None, response_headers=None):
         batch, scores = result
