@@ -227,7 +227,11 @@ class TransactionTransformer(Model):
         return Batch(transactions, features, first_seen, request_id)
 
     async def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> tuple[Batch, Scores]:
-        rows = await self.scorer.submit(list(payload.features))
+        try:
+            rows = await self.scorer.submit(list(payload.features))
+        except (PredictorUnavailable, PredictorFailed) as exc:  # counted per request, as the requests are
+            self.metrics.predictor_errors.labels(exc.reason).inc()
+            raise
         return payload, Scores.stack(rows)
 
     async def _lookup(self, keys: list[Key]) -> list[Snapshot]:
@@ -239,9 +243,6 @@ class TransactionTransformer(Model):
         started = time.perf_counter()
         try:
             scores = await self.predictor.infer(np.stack(rows))
-        except (PredictorUnavailable, PredictorFailed) as exc:
-            self.metrics.predictor_errors.labels(exc.reason).inc()
-            raise
         finally:
             self.metrics.stage["predictor"].observe(time.perf_counter() - started)
         return scores.split()
