@@ -7,7 +7,8 @@ pods ``credit-risk-predictor-a``/``-b``) and a Prometheus scraping them every se
 (short windows: ``monitoring.stack.TEST_RANGES``), and scores three phases of traffic: reference-like rows,
 a shifted (riskier) population, reference-like again — with 15% malformed requests throughout. Then every
 panel's queries (variables substituted) are read over the run with ``/api/v1/query_range`` (instant
-panels with ``/api/v1/query``) and drawn on a grid that follows the dashboard's ``gridPos`` layout.
+panels with ``/api/v1/query``) and drawn on a grid that follows the dashboard's ``gridPos`` layout. The run
+has no transformer: the row "Transformer & feature store" is left out.
 
 Needs ``prometheus`` (Debian package, ``.ci/tools.sh``) and the dev dependencies (matplotlib, the
 training stack). Takes about 2–3 minutes.
@@ -262,11 +263,22 @@ def draw_bargauge(ax: plt.Axes, panel: dict, result: list) -> None:
     ax.set_xlim(0, panel["fieldConfig"]["defaults"].get("max", 1) * 1.15)
 
 
+def without_transformer(panels: list[dict]) -> list[dict]:
+    """The run has predictors only: leave out the transformer's panels, and a row they leave empty."""
+    kept = [
+        p
+        for p in panels
+        if not any(stack.reads_transformer(t.get("expr", "")) for t in p.get("targets") or [])
+    ]
+    return [p for i, p in enumerate(kept)
+            if p["type"] != "row" or (i + 1 < len(kept) and kept[i + 1]["type"] != "row")]  # fmt: skip
+
+
 def render(
     prom: stack.Prometheus, dashboard: dict, start: float, end: float, phases: list, out: Path
 ) -> None:
     queries = stack.dashboard_queries(dashboard)
-    panels = list(dashboard["panels"])
+    panels = without_transformer(dashboard["panels"])
     height = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels)
     fig = plt.figure(figsize=(24 * 0.9, height * UNIT_PX + 0.6), facecolor=BACKGROUND)
     fig.suptitle(f"{dashboard['title']} — snapshot of a {end - start:.0f} s run (namespace {NAMESPACE}, 2 pods)",

@@ -36,6 +36,9 @@ DASHBOARDS = HERE / "grafana" / "dashboards"
 MODEL = "credit-risk"
 # The scrape job of the predictors: the job CreditRiskModelAbsent's selector names in the rule file.
 JOB = "credit-risk-predictor"
+# The transformer's series (and the series recorded from them) share this prefix. This stack scrapes
+# predictors only: its tests and the snapshot leave the transformer's panels and recorded series out.
+TRANSFORMER_SERIES = "credit_risk_transformer_"
 
 # Short windows for a run of a couple of minutes, scraping and evaluating every second.
 TEST_RANGES = {"30m": "24s", "15m": "10s", "5m": "8s", "1d": "10m"}
@@ -104,6 +107,11 @@ def dashboard_queries(dashboard: dict) -> list[PanelQuery]:
                 )
             )
     return out
+
+
+def reads_transformer(text: str) -> bool:
+    """Whether a PromQL expression (or a recorded series' name) reads the transformer's series."""
+    return TRANSFORMER_SERIES in text
 
 
 def dashboard_variables(dashboard: dict) -> list[dict]:

@@ -17,6 +17,12 @@ decisions, the in-process drift gauges) carry ``model_version``: their panels fi
 draw one line per version (legends ``v<version>``), so during a rollout each version's drift is read
 against its own reference. Request series have no version and ignore ``$version``. The rollout panels
 (``credit_risk_model_info``: versions serving, pods per version) always show every version.
+
+Transformer. The row "Transformer & feature store" reads the KServe transformer's own series
+(``credit_risk_transformer_*``, its pods scraped under their own job): requests and error ratio by route,
+latency of the store lookup / predictor call / whole request, the store's health, predictor errors, the
+first-seen share and ingest. Those series carry no ``model_name``: they follow ``$namespace`` only (a
+``model_name`` matcher would select nothing), and are never filtered on ``$model`` or ``$version``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,11 @@ SCORING_ROUTES = "/predict|.*/infer"  # /predict and the V2 infer routes (versio
 MODEL = 'namespace=~"$namespace", model_name=~"$model"'
 VERSIONED = f'{MODEL}, model_version=~"$version"'  # series that carry model_version (not the request ones)
 SCORING = f'{MODEL}, route=~"{SCORING_ROUTES}"'
+# The transformer's series (credit_risk_transformer_*) have no model_name: filtered on the namespace only.
+TRANSFORMER = 'namespace=~"$namespace"'
+TRANSFORMER_SCORING_ROUTES = "/score|.*/infer|.*/ModelInfer"  # /score, V2 HTTP infer, V2 gRPC ModelInfer
+TRANSFORMER_ROUTES = f"{TRANSFORMER_SCORING_ROUTES}|/v1/transactions"  # and ingest; no health probes
+STORE_LOOKUP_P99_MAX = 0.01  # seconds: CreditRiskTransformerStoreLatencyHigh (the rule file)
 PSI_MODERATE, PSI_MAJOR = 0.1, 0.25
 MIN_DRIFT_ROWS = 500  # the drift alerts' guard (monitoring/prometheus/credit-risk-rules.yml)
 
@@ -505,6 +516,170 @@ def drift_row() -> list:
     return [score_psi, features, top, rows]
 
 
+def transformer_row() -> list:
+    """The KServe transformer (its own pods: credit_risk_transformer_*) and its online feature store."""
+    api = f'{TRANSFORMER}, route=~"{TRANSFORMER_ROUTES}"'
+    scoring = f'{TRANSFORMER}, route=~"{TRANSFORMER_SCORING_ROUTES}"'
+    requests = graph(
+        "Transformer requests by route",
+        "Requests per second the transformer answered, by route: scoring (/score, V2 HTTP infer, V2 gRPC "
+        "ModelInfer) and ingest (POST /v1/transactions). Health probes and scrapes are not counted.",
+        "reqps",
+        query(
+            f"sum by (route) (rate(credit_risk_transformer_requests_total{{{api}}}[$__rate_interval]))",
+            "{{route}}",
+        ),
+    )
+
+    def share_by_route(status: str) -> str:
+        failed = f'{api}, status_code=~"{status}"'
+        total = f"sum by (route) (rate(credit_risk_transformer_requests_total{{{api}}}[$__rate_interval]))"
+        return (
+            f"(sum by (route) (rate(credit_risk_transformer_requests_total{{{failed}}}[$__rate_interval])) "
+            f"or 0 * {total}) / {total}"
+        )
+
+    errors = (
+        graph(
+            "Transformer error ratio by route",
+            "Share of each route's requests answered 5xx (the transformer, its store or the predictor failed) "
+            "and 4xx (bad input; on /v1/transactions also refused ingests). Predictor failures alert above 1% "
+            "(CreditRiskTransformerPredictorErrors).",
+            "percentunit",
+            query(share_by_route("5.."), "5xx {{route}}"),
+            query(share_by_route("4.."), "4xx {{route}}", "B"),
+        )
+        .thresholds(thresholds((None, "transparent"), (0.01, "red")))
+        .thresholds_style(
+            common_builder.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
+        )
+    )
+    stages = f'{TRANSFORMER}, stage=~"store_lookup|predictor"'
+    latency = (
+        graph(
+            "Transformer latency (p50 / p99)",
+            "p50 and p99 of the transformer's history lookup in the feature store (store_lookup), of its call "
+            "to the predictor (predictor), and of whole scoring requests (total), summed over pods. The dashed "
+            f"line: CreditRiskTransformerStoreLatencyHigh fires on a p99 lookup above "
+            f"{STORE_LOOKUP_P99_MAX * 1000:g} ms for 10 minutes.",
+            "s",
+            *[
+                query(
+                    f"histogram_quantile({q}, sum by (stage, le) "
+                    f"(rate(credit_risk_transformer_stage_duration_seconds_bucket{{{stages}}}[$__rate_interval])))",
+                    f"{{{{stage}}}} p{round(q * 100)}",
+                    ref,
+                )
+                for q, ref in ((0.5, "A"), (0.99, "B"))
+            ],
+            *[
+                query(
+                    f"histogram_quantile({q}, sum by (le) "
+                    f"(rate(credit_risk_transformer_request_duration_seconds_bucket{{{scoring}}}[$__rate_interval])))",
+                    f"total p{round(q * 100)}",
+                    ref,
+                )
+                for q, ref in ((0.5, "C"), (0.99, "D"))
+            ],
+        )
+        .scale_distribution(
+            common_builder.ScaleDistributionConfig().type(common.ScaleDistribution.LOG).log(10)
+        )
+        .thresholds(thresholds((None, "transparent"), (STORE_LOOKUP_P99_MAX, "orange")))
+        .thresholds_style(
+            common_builder.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
+        )
+    )
+    store_up = (
+        big_number(
+            "Feature store up",
+            "Each transformer pod's view of the online feature store (credit_risk_transformer_store_up, set by "
+            "every readiness probe and every store call): 1 up, 0 down. A pod at 0 for a minute: "
+            "CreditRiskTransformerStoreDown.",
+            "none",
+            query(f"max by (pod) (credit_risk_transformer_store_up{{{TRANSFORMER}}})", "{{pod}}"),
+            ((None, "red"), (1, "green")),
+            w=4,
+        )
+        .height(8)
+        .mappings(
+            [
+                dbm.ValueMap(
+                    options={
+                        "0": dbm.ValueMappingResult(text="down", color="red"),
+                        "1": dbm.ValueMappingResult(text="up", color="green"),
+                    }
+                )
+            ]
+        )
+    )
+    store_errors = graph(
+        "Store errors by operation",
+        "Failed feature-store calls per second: lookup (a scoring request's history), ingest (storing a "
+        "posted transaction), ping (readiness probes). Above 5% of lookups and ingests for a minute: "
+        "CreditRiskTransformerStoreDown.",
+        "short",
+        query(
+            f"sum by (operation) (rate(credit_risk_transformer_store_errors_total{{{TRANSFORMER}}}[$__rate_interval]))",
+            "{{operation}}",
+        ),
+        w=6,
+    )
+    predictor_errors = graph(
+        "Predictor errors by reason",
+        "Failed calls from the transformer to the predictor per second: unavailable, timeout, refused. Above "
+        "1% of scoring requests for 5 minutes: CreditRiskTransformerPredictorErrors.",
+        "short",
+        query(
+            f"sum by (reason) (rate(credit_risk_transformer_predictor_errors_total{{{TRANSFORMER}}}[$__rate_interval]))",
+            "{{reason}}",
+        ),
+        w=6,
+    )
+    first_seen = (
+        graph(
+            "First-seen customers",
+            "Share of the scored transactions whose customer had no history in the feature store (scored as "
+            "first seen). New customers keep it low and steady; a jump towards 100% means the store lost its "
+            "data (a Redis restarted without persistence, a wrong database or key prefix).",
+            "percentunit",
+            query(
+                f"sum(rate(credit_risk_transformer_first_seen_customers_total{{{TRANSFORMER}}}[$__rate_interval])) "
+                f"/ sum(rate(credit_risk_transformer_scored_transactions_total{{{TRANSFORMER}}}[$__rate_interval]))",
+                "first seen",
+            ),
+        )
+        .min(0)
+        .max(1)
+    )
+    ingest = graph(
+        "Ingest: added vs duplicate",
+        "Transactions posted to /v1/transactions per second: added to the feature store, or already "
+        "there (duplicate: a producer's retry or replay, not stored twice).",
+        "short",
+        query(
+            f"sum by (result) (rate(credit_risk_transformer_ingested_transactions_total{{{TRANSFORMER}}}[$__rate_interval]))",
+            "{{result}}",
+        ),
+        w=12,
+    ).stacking(common_builder.StackingConfig().mode(common.StackingMode.NORMAL))
+    rejected = graph(
+        "Ingest rejected by reason",
+        "Posted transactions refused per second: unauthorized (no valid producer credential: a forged-history "
+        "attempt or a misconfigured producer; any one alerts, CreditRiskTransformerIngestRejected), invalid "
+        "(malformed), conflict (a transaction id already stored with other content).",
+        "short",
+        query(
+            f"sum by (reason) (rate(credit_risk_transformer_ingest_rejected_total{{{TRANSFORMER}}}[$__rate_interval]))",
+            "{{reason}}",
+        ),
+        w=12,
+    ).override_by_name(
+        "unauthorized", [dbm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "red"})]
+    )
+    return [requests, errors, latency, store_up, store_errors, predictor_errors, first_seen, ingest, rejected]
+
+
 # ------------------------------------------------------------------------------------------------ dashboard
 
 
@@ -554,7 +729,8 @@ def credit_risk_dashboard() -> db.Dashboard:
         .uid("credit-risk-predictor")
         .description(
             "Bati Bank credit-risk predictor (KServe, serving/): traffic, errors, latency, scores, decisions and "
-            "drift against the training reference. Rules: monitoring/prometheus/credit-risk-rules.yml."
+            "drift against the training reference; and the KServe transformer in front of it with its online "
+            "feature store. Rules: monitoring/prometheus/credit-risk-rules.yml."
         )
         .tags(["credit-risk", "kserve", "ml"])
         .editable()
@@ -578,6 +754,7 @@ def credit_risk_dashboard() -> db.Dashboard:
         ("Requests", requests_row()),
         ("Scores and decisions", scores_row()),
         ("Drift against the training reference", drift_row()),
+        ("Transformer & feature store", transformer_row()),
     ):
         dashboard = dashboard.with_row(db.Row(title))
         for panel in panels:

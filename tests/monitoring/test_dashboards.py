@@ -1,5 +1,6 @@
 """The Grafana dashboard JSON: generated from ``monitoring/grafana/generate.py`` (the committed JSON must
-equal the generator's output), and the panels, variables and queries the dashboard must have."""
+equal the generator's output), and the panels, variables and queries the dashboard must have — the
+transformer's row included, its queries checked against the transformer's metrics (names, labels, values)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from itertools import combinations
 import pytest
 
 from monitoring import stack
+from tests.monitoring import transformer_metrics as tm
 from tests.monitoring.conftest import ROOT, require_module
 
 DASHBOARD = stack.DASHBOARDS / "credit-risk.json"
@@ -77,6 +79,12 @@ def test_every_query_uses_the_datasource_and_the_variables(dashboard: dict) -> N
         for name, matchers in re.findall(
             r"((?:credit_risk_\w+|namespace_model\w*:\w+:\w+))(\{[^}]*\})?", query.expr
         ):
+            if name.startswith(tm.PREFIX):
+                # the transformer's series have no model_name: $namespace only (a model_name matcher would
+                # select nothing), never $model or $version
+                assert 'namespace=~"$namespace"' in matchers, (query.panel, name)
+                assert "model_name" not in matchers and "model_version" not in matchers, (query.panel, name)
+                continue
             assert 'namespace=~"$namespace"' in matchers and 'model_name=~"$model"' in matchers, (
                 query.panel,
                 name,
@@ -169,3 +177,83 @@ def test_recorded_series_used_by_the_dashboard_exist(dashboard: dict) -> None:
         for name in re.findall(r"namespace_model\w*:\w+:\w+", query.expr):
             assert name in recorded, (query.panel, name)
     assert (ROOT / "monitoring" / "grafana" / "generate.py").is_file()
+
+
+TRANSFORMER_PANELS = (
+    "Transformer requests by route",
+    "Transformer error ratio by route",
+    "Transformer latency (p50 / p99)",
+    "Feature store up",
+    "Store errors by operation",
+    "Predictor errors by reason",
+    "First-seen customers",
+    "Ingest: added vs duplicate",
+    "Ingest rejected by reason",
+)
+
+
+def test_transformer_row(dashboard: dict) -> None:
+    """The last row, "Transformer & feature store": its panels read the transformer's series only, with
+    real names, labels and values, and show what the brief of each panel says."""
+    panels = dashboard["panels"]
+    rows = [i for i, p in enumerate(panels) if p["type"] == "row"]
+    assert panels[rows[-1]]["title"] == "Transformer & feature store"
+    assert tuple(p["title"] for p in panels[rows[-1] + 1 :]) == TRANSFORMER_PANELS
+    queries = [q for q in stack.dashboard_queries(dashboard) if q.panel in TRANSFORMER_PANELS]
+    assert {q.panel for q in queries} == set(TRANSFORMER_PANELS)
+    read = set()
+    for query in queries:
+        assert tm.selectors(query.expr), (query.panel, query.expr)
+        assert tm.problems(query.expr) == [], (query.panel, query.expr)
+        assert "credit_risk_" not in re.sub(rf"{tm.PREFIX}\w+", "", query.expr), (query.panel, query.expr)
+        read |= {tm.SERIES[s.series] for s in tm.selectors(query.expr)}
+    assert read == set(tm.METRICS)  # every transformer metric is on the dashboard
+    # No other panel reads the transformer.
+    for query in stack.dashboard_queries(dashboard):
+        if query.panel not in TRANSFORMER_PANELS:
+            assert tm.PREFIX not in query.expr, query.panel
+
+    exprs: dict[str, list[tuple[str, str]]] = {}
+    for q in queries:
+        exprs.setdefault(q.panel, []).append((q.expr, q.legend))
+
+    def uses(title: str, *needles: str) -> None:
+        joined = "\n".join(e for e, _ in exprs[title])
+        for needle in needles:
+            assert needle in joined, (title, needle)
+
+    uses("Transformer requests by route", "sum by (route)", "credit_risk_transformer_requests_total")
+    uses("Transformer error ratio by route", "sum by (route)", 'status_code=~"5.."', 'status_code=~"4.."')
+    assert {legend for _, legend in exprs["Transformer error ratio by route"]} == {
+        "5xx {{route}}",
+        "4xx {{route}}",
+    }
+    # p50 and p99 of the store lookup, the predictor call and the whole request
+    latency = exprs["Transformer latency (p50 / p99)"]
+    for q in ("0.5", "0.99"):
+        uses("Transformer latency (p50 / p99)", f"histogram_quantile({q}, sum by (stage, le)",
+             f"histogram_quantile({q}, sum by (le)")  # fmt: skip
+    assert any('stage=~"store_lookup|predictor"' in e for e, _ in latency)
+    assert any("credit_risk_transformer_request_duration_seconds_bucket" in e for e, _ in latency)
+    by_title = {p["title"]: p for p in panels}
+    steps = by_title["Transformer latency (p50 / p99)"]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, 0.01]  # CreditRiskTransformerStoreLatencyHigh
+    assert by_title["Feature store up"]["type"] == "stat"
+    uses("Feature store up", "max by (pod) (credit_risk_transformer_store_up")
+    uses("Store errors by operation", "sum by (operation)", "credit_risk_transformer_store_errors_total")
+    uses("Predictor errors by reason", "sum by (reason)", "credit_risk_transformer_predictor_errors_total")
+    first_seen = exprs["First-seen customers"][0][0]  # first seen / scored
+    assert re.fullmatch(r"sum\(rate\(credit_risk_transformer_first_seen_customers_total\{[^}]*\}\[\$__rate_interval\]\)\) "
+                        r"/ sum\(rate\(credit_risk_transformer_scored_transactions_total\{[^}]*\}\[\$__rate_interval\]\)\)",
+                        first_seen), first_seen  # fmt: skip
+    uses(
+        "Ingest: added vs duplicate", "sum by (result)", "credit_risk_transformer_ingested_transactions_total"
+    )
+    uses("Ingest rejected by reason", "sum by (reason)", "credit_risk_transformer_ingest_rejected_total")
+
+
+def test_transformer_alerts_and_panels_agree() -> None:
+    """The thresholds the transformer panels draw are the alerts' (the rule file)."""
+    rules = {r["alert"]: r["expr"] for r in stack.rule_list(stack.RULES.read_text()) if "alert" in r}
+    assert 'quantile="0.99"} > 0.01' in rules["CreditRiskTransformerStoreLatencyHigh"]
+    assert "ratio_rate5m > 0.01" in rules["CreditRiskTransformerPredictorErrors"]

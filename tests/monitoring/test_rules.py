@@ -1,7 +1,8 @@
 """The Prometheus rule file: ``promtool check rules``, ``promtool test rules`` (every alert fires on the
 right series and stays quiet on the others), the generated unit tests in sync with their generator, and
-the conventions every rule follows: model series aggregated per model version, runbook URLs that resolve
-to a section of the runbook, a scoped ``absent()``."""
+the conventions every rule follows: model series aggregated per model version, transformer series per
+namespace (with real names, labels and values), runbook URLs that resolve to a section of the runbook, a
+scoped ``absent()``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from monitoring import stack
+from tests.monitoring import transformer_metrics as tm
 
 RULES = stack.RULES
 UNIT_TESTS = RULES.parent / "tests"
@@ -54,7 +56,7 @@ def test_promtool_check_rules(promtool: str) -> None:
 
 def test_promtool_unit_tests(promtool: str) -> None:
     files = sorted(UNIT_TESTS.glob("*.yml"))
-    assert {f.name for f in files} == {"availability.yml", "drift.yml", "requests.yml"}
+    assert {f.name for f in files} == {"availability.yml", "drift.yml", "requests.yml", "transformer.yml"}
     result = subprocess.run([promtool, "test", "rules", *map(str, files)], capture_output=True, text=True,
                             cwd=UNIT_TESTS)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -165,6 +167,9 @@ def test_model_series_are_aggregated_per_version() -> None:
 def test_recording_rule_conventions() -> None:
     names = [r["record"] for r in _rules() if "record" in r]
     for name in names:
+        if tm.PREFIX in name:  # the transformer's: per namespace (test_transformer_rules_are_per_namespace)
+            assert re.fullmatch(rf"namespace(_route_status|_stage)?:{tm.PREFIX}\w+:\w+", name), name
+            continue
         assert re.fullmatch(r"namespace_model\w*:credit_risk_\w+:\w+", name), name
         # the level names the aggregation: namespace_model_version… keeps the version, namespace_model… not
         level = "namespace, model_name, model_version" if name.startswith("namespace_model_version") else (
@@ -198,3 +203,74 @@ def test_psi_rules_follow_the_predictor_formula(window: str) -> None:
     assert "1e-4" in rules["namespace_model_version_bin:credit_risk_score_reference:ratio"]
     psi = rules[f"namespace_model_version:credit_risk_score_psi:{window}"]
     assert " - " in psi and "* ln(" in psi
+
+
+# ------------------------------------------------------------------------------------------------ transformer
+
+
+def _transformer_rules() -> list[dict]:
+    return [r for r in _rules() if tm.PREFIX in r["expr"] or tm.PREFIX in r.get("record", "")]
+
+
+def test_transformer_rules_read_real_series_labels_and_values() -> None:
+    """Every transformer selector names a series the transformer exports, with its labels and values; the
+    route regexes take in every scoring route and no probe."""
+    rules = _transformer_rules()
+    assert len(rules) == 14  # 10 recorded series, 4 alerts
+    read = set()
+    for rule in rules:
+        assert tm.problems(rule["expr"]) == [], rule.get("record") or rule["alert"]
+        read |= {tm.SERIES[s.series] for s in tm.selectors(rule["expr"])}
+    # Everything but the ingest-result counter (a dashboard panel only) is read by a rule.
+    assert set(tm.METRICS) - read == {"credit_risk_transformer_ingested_transactions_total"}
+
+
+def test_transformer_problems_catch_typos() -> None:
+    assert tm.problems('rate(credit_risk_transformer_store_errors{operation="lookup"}[5m])') == [
+        "credit_risk_transformer_store_errors: not a transformer series"
+    ]
+    assert tm.problems('credit_risk_transformer_stage_duration_seconds_bucket{stage="lookup"}')
+    assert tm.problems('credit_risk_transformer_store_up{model_name="credit-risk"}')
+    assert tm.problems('credit_risk_transformer_requests_total{route=~".*"}')  # takes in the probes
+    assert tm.problems('credit_risk_transformer_requests_total{route=~"/score|.*/infer"}')  # misses gRPC
+    assert not tm.problems('credit_risk_transformer_ingest_rejected_total{reason="unauthorized", pod="x"}')
+
+
+def test_transformer_rules_are_per_namespace() -> None:
+    """The transformer's series carry no model_name (nor model_version): its rules aggregate and join by
+    namespace only, and the recorded series say so in their level (namespace:, namespace_stage:, …)."""
+    for rule in _transformer_rules():
+        name = rule.get("record") or rule["alert"]
+        assert "model_name" not in rule["expr"] and "model_version" not in rule["expr"], name
+        for keyword, clause in re.findall(r"\b(by|on) \(([^)]*)\)", rule["expr"]):
+            labels = clause.split(", ")
+            assert labels[0] == "namespace", f"{name}: {keyword} ({clause})"
+            assert keyword == "by" or labels == ["namespace"], f"{name}: {keyword} ({clause})"
+        if "record" in rule:
+            level = rule["record"].split(":")[0].split("_")
+            kept = {"route_status": ["route", "status_code"], "stage": ["stage"]}.get("_".join(level[1:]), [])
+            clauses = re.findall(r"\bby \(([^)]*)\)", rule["expr"])
+            for clause in clauses:
+                assert [c for c in clause.split(", ") if c != "le"] == ["namespace", *kept], (name, clause)
+        else:
+            assert name.startswith("CreditRiskTransformer"), name
+
+
+def test_transformer_unit_tests_look_like_transformer_pods() -> None:
+    """The promtool scenarios give the transformer's series the labels a scrape of its pods gives (its
+    own job, two pods per namespace, no model_name), and only the transformer's labels besides."""
+    group = yaml.safe_load((UNIT_TESTS / "transformer.yml").read_text())["tests"][0]
+    series = [s["series"] for s in group["input_series"]]
+    assert series and all(s.startswith(tm.PREFIX) for s in series)
+    routes = tm.SCORING_ROUTES | tm.INGEST_ROUTES | tm.HEALTH_ROUTES
+    for s in series:
+        name = s.split("{")[0]
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', s))
+        assert labels["job"] == "credit-risk-transformer" and "model_name" not in labels, s
+        extra = {"le"} if name.endswith("_bucket") else set()
+        assert set(labels) - tm.SCRAPE_LABELS - extra == tm.METRICS[tm.SERIES[name]].labels, s
+        for label, value in labels.items():
+            assert value in tm.VALUES.get((tm.SERIES[name], label), {value}), s
+        assert labels.get("route", "/score") in routes, s
+    prod = set(re.findall(r'namespace="bank-prod",pod="([^"]+)"', "\n".join(series)))
+    assert len(prod) == 2

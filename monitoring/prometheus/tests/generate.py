@@ -1,7 +1,7 @@
 """Write the promtool unit tests of ``credit-risk-rules.yml`` (``availability.yml``, ``requests.yml``,
-``drift.yml`` next to this file).
+``drift.yml``, ``transformer.yml`` next to this file).
 
-    python monitoring/prometheus/tests/generate.py           # rewrite the three files
+    python monitoring/prometheus/tests/generate.py           # rewrite the four files
     python monitoring/prometheus/tests/generate.py --check   # exit 1 if a committed file differs
     promtool test rules monitoring/prometheus/tests/*.yml
 
@@ -16,6 +16,9 @@ plus the predictor's own (``model_version`` on the model's series: bins, referen
 with two pods per namespace where it matters, so each alert is proven to fire on the right series and to
 stay quiet on the others. A rollout scenario serves two model versions side by side, each with its own
 training reference: drift and decision shares are computed per version, never pooled across versions.
+The transformer's series (``credit_risk_transformer_*``) come from its own pods and scrape job, without
+``model_name``, and its rules aggregate by namespace; expected latency quantiles are interpolated here the
+way ``histogram_quantile`` does.
 """
 
 from __future__ import annotations
@@ -168,7 +171,7 @@ def humanize_duration(v: float) -> str:
 
 
 def render(template: str, labels: dict[str, str], value: float) -> str:
-    """The template forms the rule file uses: $labels.x, $value and three $value formatters."""
+    """The template forms the rule file uses: $labels.x, $value and four $value formatters."""
 
     def one(match: re.Match[str]) -> str:
         expr = match.group(1).strip()
@@ -182,6 +185,8 @@ def render(template: str, labels: dict[str, str], value: float) -> str:
             return humanize_duration(value)
         if expr == '$value | printf "%.2f"':
             return f"{value:.2f}"
+        if expr == '$value | printf "%.0f"':
+            return f"{value:.0f}"
         raise ValueError(f"template form not supported here: {expr}")
 
     return re.sub(r"\{\{(.*?)\}\}", one, template)
@@ -845,9 +850,388 @@ def availability() -> str:
     )
 
 
+# ------------------------------------------------------------------------------------------------ transformer
+
+TRANSFORMER_JOB = "credit-risk-transformer"  # its own scrape job (KServe: the <name>-transformer Service)
+TRANSFORMER_LE = ["0.0025", "0.005", "0.01", "0.025", "0.1", "+Inf"]  # a subset of the real buckets
+# Cumulative shares of observations over TRANSFORMER_LE.
+FAST = [0.75, 1, 1, 1, 1, 1]  # a healthy store lookup or ingest: all under 5 ms
+SLOW_STORE = [0.5, 0.9, 0.95, 1, 1, 1]  # 5% of lookups between 10 and 25 ms: p99 22 ms
+PREDICTOR = [0, 0, 0.2, 0.9, 1, 1]  # the predictor call over the network: p99 92.5 ms, not a store problem
+TOTAL = [0, 0, 0.1, 0.85, 1, 1]
+FIRST_SEEN = 0.05  # share of scored transactions whose customer has no history yet
+
+
+def transformer_labels(namespace: str, pod: str, **extra: str) -> str:
+    ip = 10 + sum(map(ord, pod)) % 200
+    base = {"job": TRANSFORMER_JOB, "namespace": namespace, "pod": pod, "instance": f"10.2.0.{ip}:8080",
+            "container": "transformer"}  # fmt: skip
+    return ",".join(f'{k}="{v}"' for k, v in {**base, **extra}.items())
+
+
+def histogram_quantile(q: float, les: list[str], cumulative: list[float]) -> float:
+    """Prometheus' interpolation inside the bucket that holds rank q (the first bucket starts at 0)."""
+    rank = q * cumulative[-1]
+    for i, (le, share) in enumerate(zip(les, cumulative, strict=True)):
+        if share >= rank:
+            lower, below = (0.0, 0.0) if i == 0 else (float(les[i - 1]), cumulative[i - 1])
+            return lower + (float(le) - lower) * (rank - below) / (share - below)
+    raise ValueError("rank beyond the last bucket")
+
+
+def promql_round(x: float) -> int:
+    return math.floor(x + 0.5)  # PromQL's round(): half up
+
+
+def transformer() -> str:
+    series: list[dict] = []
+
+    def add(metric: str, ns: str, pod: str, values: str, **extra: str) -> None:
+        series.append({"series": f"{metric}{{{transformer_labels(ns, pod, **extra)}}}", "values": values})
+
+    def histogram(metric: str, ns: str, pod: str, traffic: list[tuple[int, float]], cumulative: list[float],
+                  **extra: str) -> None:  # fmt: skip
+        for le, share in zip(TRANSFORMER_LE, cumulative, strict=True):
+            add(f"{metric}_bucket", ns, pod, scaled(traffic, share), le=le, **extra)
+        add(f"{metric}_count", ns, pod, scaled(traffic, 1), **extra)
+
+    def scaled(traffic: list[tuple[int, float]], share: float) -> str:
+        return counter([(minutes, per_minute * share) for minutes, per_minute in traffic])
+
+    def pod(ns: str, name: str, per_minute: float | list[tuple[int, float]], *, lookup: list[float] = FAST,
+            store_up: str = "1x61", unauthorized: str = "0x61") -> None:  # fmt: skip
+        """A transformer pod scoring ``per_minute`` requests a minute (3/4 /score, 1/8 V2 HTTP, 1/8 V2 gRPC;
+        or phases of (minutes, per minute)), each with one store lookup and one predictor call, and
+        ingesting a tenth as many transactions; every request answered 200, probes too (never counted).
+        Its labelled counters start at 0 (initialised)."""
+        traffic = [(61, per_minute)] if isinstance(per_minute, int | float) else per_minute
+        tenth = [(minutes, r / 10) for minutes, r in traffic]
+        for route, share in (
+            ("/score", 0.75),
+            (SCORING, 0.125),
+            ("/inference.GRPCInferenceService/ModelInfer", 0.125),
+        ):
+            add("credit_risk_transformer_requests_total", ns, name, scaled(traffic, share),
+                route=route, status_code="200")  # fmt: skip
+        add("credit_risk_transformer_requests_total", ns, name, scaled(tenth, 1),
+            route="/v1/transactions", status_code="200")  # fmt: skip
+        add("credit_risk_transformer_requests_total", ns, name, counter([(61, 6)]),
+            route="/v2/health/ready", status_code="200")  # fmt: skip
+        histogram(
+            "credit_risk_transformer_request_duration_seconds", ns, name, traffic, TOTAL, route="/score"
+        )
+        # slow probes: not scoring latency
+        histogram("credit_risk_transformer_request_duration_seconds", ns, name, [(61, 6)], [0, 0, 0, 0, 0, 1],
+                  route="/v2/health/ready")  # fmt: skip
+        histogram(
+            "credit_risk_transformer_stage_duration_seconds", ns, name, traffic, lookup, stage="store_lookup"
+        )
+        histogram(
+            "credit_risk_transformer_stage_duration_seconds", ns, name, traffic, PREDICTOR, stage="predictor"
+        )
+        histogram(
+            "credit_risk_transformer_stage_duration_seconds", ns, name, tenth, FAST, stage="store_ingest"
+        )
+        add("credit_risk_transformer_store_up", ns, name, store_up)
+        add("credit_risk_transformer_scored_transactions_total", ns, name, scaled(traffic, 1))
+        add("credit_risk_transformer_first_seen_customers_total", ns, name, scaled(traffic, FIRST_SEEN))
+        add(
+            "credit_risk_transformer_ingested_transactions_total",
+            ns,
+            name,
+            scaled(tenth, 0.9),
+            result="added",
+        )
+        add(
+            "credit_risk_transformer_ingested_transactions_total",
+            ns,
+            name,
+            scaled(tenth, 0.1),
+            result="duplicate",
+        )
+        add("credit_risk_transformer_ingest_rejected_total", ns, name, unauthorized, reason="unauthorized")
+
+    def pods(ns: str) -> tuple[str, str]:
+        return (
+            f"credit-risk-transformer-{ns.removeprefix('bank-')}-a",
+            f"credit-risk-transformer-{ns.removeprefix('bank-')}-b",
+        )
+
+    # bank-prod: healthy. 0.2% predictor timeouts (under 1%, though 8 in 5 minutes), 0.45% failed store calls
+    # (under 5%, though 20 in 5 minutes), invalid and conflicting ingests (never alert), a predictor stage
+    # far above 10 ms (only store lookups count for the store-latency alert).
+    a, b = pods("bank-prod")
+    for p in (a, b):
+        pod("bank-prod", p, 400)
+    add(
+        "credit_risk_transformer_predictor_errors_total",
+        "bank-prod",
+        a,
+        counter([(61, 1.6)]),
+        reason="timeout",
+    )
+    add("credit_risk_transformer_store_errors_total", "bank-prod", b, counter([(61, 4)]), operation="lookup")
+    add("credit_risk_transformer_ingest_rejected_total", "bank-prod", a, counter([(61, 2)]), reason="invalid")
+    add(
+        "credit_risk_transformer_ingest_rejected_total", "bank-prod", b, counter([(61, 1)]), reason="conflict"
+    )
+    # bank-store-down: pod a loses Redis from minute 21 to 40. Its readiness probe fails (ping errors, 503s
+    # never counted as traffic), the Service stops sending it requests, so none of its lookups fail: only
+    # store_up tells. Pod b keeps serving. One pod is enough to alert.
+    a, b = pods("bank-store-down")
+    outage = [(20, 0), (20, 6), (22, 0)]
+    pod("bank-store-down", a, [(20, 400), (20, 0), (22, 400)], store_up="1x20 0x19 1x21")
+    add("credit_risk_transformer_store_errors_total", "bank-store-down", a, counter(outage), operation="ping")
+    add("credit_risk_transformer_requests_total", "bank-store-down", a, counter(outage),
+        route="/v2/health/ready", status_code="503")  # fmt: skip
+    pod("bank-store-down", b, 400)
+    # bank-store-flaky: the gauge reads 1 at every scrape, but a tenth of all store calls fail (pod a's).
+    a, b = pods("bank-store-flaky")
+    for p in (a, b):
+        pod("bank-store-flaky", p, 400)
+    add(
+        "credit_risk_transformer_store_errors_total",
+        "bank-store-flaky",
+        a,
+        counter([(61, 88)]),
+        operation="lookup",
+    )
+    # bank-slow-store: 5% of lookups take 10-25 ms: p99 22 ms.
+    for p in pods("bank-slow-store"):
+        pod("bank-slow-store", p, 400, lookup=SLOW_STORE)
+    # bank-predictor: from minute 21 the predictor is unreachable from pod a (16 a minute) and slow from pod
+    # b (8 timeouts a minute); those requests answer 503 on top of the 200s.
+    a, b = pods("bank-predictor")
+    for p in (a, b):
+        pod("bank-predictor", p, 400)
+    for p, reason, per_minute in ((a, "unavailable", 16), (b, "timeout", 8)):
+        add("credit_risk_transformer_predictor_errors_total", "bank-predictor", p, counter([(20, 0), (42, per_minute)]),
+            reason=reason)  # fmt: skip
+        add("credit_risk_transformer_requests_total", "bank-predictor", p, counter([(20, 0), (42, per_minute)]),
+            route="/score", status_code="503")  # fmt: skip
+    # bank-quiet: 4 requests a minute and one store error and one predictor error every 2 minutes: ratios far
+    # above the thresholds all along, but 2 or 3 failures in 5 minutes are not an incident.
+    quiet, _ = pods("bank-quiet")
+    pod("bank-quiet", quiet, 4)
+    every_2 = " ".join(str(m // 2) for m in range(62))
+    add("credit_risk_transformer_store_errors_total", "bank-quiet", quiet, every_2, operation="lookup")
+    add("credit_risk_transformer_predictor_errors_total", "bank-quiet", quiet, every_2, reason="refused")
+    # bank-ingest: pod a rejects 3 unauthorized ingests at minute 30 (its counter initialised at 0); pod b's
+    # counter is only born at minute 40, at 1 (a transformer that does not initialise its labelled
+    # counters): increase() alone would never see that first rejection.
+    a, b = pods("bank-ingest")
+    pod("bank-ingest", a, 100, unauthorized="0x29 3x32")
+    pod("bank-ingest", b, 100, unauthorized="_x39 1x22")
+
+    def ns_labels(ns: str, **extra: str) -> str:
+        return "{" + ", ".join(f'{k}="{v}"' for k, v in {"namespace": ns, **extra}.items()) + "}"
+
+    predictor_ratio = (16 + 8) / (2 * 400 + 16 + 8)
+    store_flaky_ratio = 88 / (2 * (400 + 40))
+    at = "40m"
+    slow_p99 = histogram_quantile(0.99, TRANSFORMER_LE, SLOW_STORE)
+    assert 0.01 < slow_p99 < 0.025 and histogram_quantile(0.99, TRANSFORMER_LE, FAST) < 0.01
+    assert histogram_quantile(0.99, TRANSFORMER_LE, PREDICTOR) > 0.01  # bank-prod's predictor stage: no alert
+    micros = {
+        (stage, q): promql_round(1e6 * histogram_quantile(q, TRANSFORMER_LE, shares))
+        for stage, shares in (("store_lookup", FAST), ("predictor", PREDICTOR), ("store_ingest", FAST))
+        for q in (0.5, 0.99)
+    }
+    prod = "bank-prod"
+    group = {
+        "name": "transformer: feature store, predictor calls, ingest; aggregated by namespace",
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [
+            # Requests/s by route and status: scoring and ingest routes, never the probes.
+            {
+                "expr": f'round(100 * namespace_route_status:credit_risk_transformer_requests:rate5m{{namespace="{prod}"}})',
+                "eval_time": at,
+                "exp_samples": [
+                    {"labels": ns_labels(prod, route=route, status_code="200"), "value": value}
+                    for route, value in (
+                        ("/inference.GRPCInferenceService/ModelInfer", 167),
+                        ("/score", 1000),
+                        ("/v1/transactions", 133),
+                        (SCORING, 167),
+                    )
+                ],
+            },
+            # Scoring requests/s: 400 a minute x 2 pods, no ingest, no probes.
+            {
+                "expr": f'round(100 * namespace:credit_risk_transformer_scoring_requests:rate5m{{namespace="{prod}"}})',
+                "eval_time": at,
+                "exp_samples": [{"labels": ns_labels(prod), "value": round(100 * 800 / 60)}],
+            },
+            # Predictor-error share: every reason summed over both pods, against the scoring requests; 0
+            # (not "no data") where there are requests and no error series at all.
+            {
+                "expr": "round(100000 * namespace:credit_risk_transformer_predictor_errors:ratio_rate5m"
+                '{namespace=~"bank-(prod|predictor|store-flaky)"})',
+                "eval_time": at,
+                "exp_samples": [
+                    {"labels": ns_labels(ns), "value": promql_round(100000 * v)}
+                    for ns, v in (
+                        ("bank-predictor", predictor_ratio),
+                        (prod, 1.6 / 800),
+                        ("bank-store-flaky", 0),
+                    )
+                ],
+            },
+            # Store-error share: failed lookups and ingests over all store calls (lookups + ingests).
+            {
+                "expr": 'round(1000 * namespace:credit_risk_transformer_store_errors:ratio_rate5m{namespace=~"bank-(prod|store-flaky)"})',
+                "eval_time": at,
+                "exp_samples": [
+                    {"labels": ns_labels(prod), "value": promql_round(1000 * 4 / (2 * (400 + 40)))},
+                    {
+                        "labels": ns_labels("bank-store-flaky"),
+                        "value": promql_round(1000 * store_flaky_ratio),
+                    },
+                ],
+            },
+            {
+                "expr": f'round(100 * namespace:credit_risk_transformer_store_calls:rate5m{{namespace="{prod}"}})',
+                "eval_time": at,
+                "exp_samples": [
+                    {"labels": ns_labels(prod), "value": promql_round(100 * 2 * (400 + 40) / 60)}
+                ],
+            },
+            # bank-quiet: far above both thresholds (see the alert tests at 40m: quiet all the same).
+            {
+                "expr": 'namespace:credit_risk_transformer_predictor_errors:ratio_rate5m{namespace="bank-quiet"} > bool 0.01',
+                "eval_time": at,
+                "exp_samples": [{"labels": ns_labels("bank-quiet"), "value": 1}],
+            },
+            {
+                "expr": 'namespace:credit_risk_transformer_store_errors:ratio_rate5m{namespace="bank-quiet"} > bool 0.05',
+                "eval_time": at,
+                "exp_samples": [{"labels": ns_labels("bank-quiet"), "value": 1}],
+            },
+            # Stage latency in µs, per stage, pooled over the pods.
+            {
+                "expr": "round(1e6 * namespace_stage:credit_risk_transformer_stage_duration_seconds:histogram_quantile_rate5m"
+                f'{{namespace="{prod}"}})',
+                "eval_time": at,
+                "exp_samples": [
+                    {"labels": ns_labels(prod, quantile=str(q), stage=stage), "value": value}
+                    for (stage, q), value in sorted(micros.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+                ],
+            },
+            # Whole scoring requests (the slow probes are not scoring latency).
+            {
+                "expr": "round(1e6 * namespace:credit_risk_transformer_scoring_duration_seconds:histogram_quantile_rate5m"
+                f'{{namespace="{prod}"}})',
+                "eval_time": at,
+                "exp_samples": [
+                    {
+                        "labels": ns_labels(prod, quantile=str(q)),
+                        "value": promql_round(1e6 * histogram_quantile(q, TRANSFORMER_LE, TOTAL)),
+                    }
+                    for q in (0.5, 0.99)
+                ],
+            },
+            {
+                "expr": f'round(1000 * namespace:credit_risk_transformer_first_seen:ratio_rate5m{{namespace="{prod}"}})',
+                "eval_time": at,
+                "exp_samples": [{"labels": ns_labels(prod), "value": promql_round(1000 * FIRST_SEEN)}],
+            },
+        ],  # fmt: skip
+        "alert_rule_test": [
+            # Store down: bank-store-down's pod a reports store_up 0 from minute 21, `for: 1m`; bank-store-flaky's
+            # failing calls alert all along (pending at 1m); bank-prod and bank-quiet (2 or 3 errors) never.
+            {
+                "eval_time": "20m",
+                "alertname": "CreditRiskTransformerStoreDown",
+                "exp_alerts": [
+                    alert("CreditRiskTransformerStoreDown", "critical", 0, namespace="bank-store-flaky")
+                ],
+            },
+            {
+                "eval_time": "23m",
+                "alertname": "CreditRiskTransformerStoreDown",
+                "exp_alerts": [
+                    alert("CreditRiskTransformerStoreDown", "critical", 0, namespace=ns)
+                    for ns in ("bank-store-down", "bank-store-flaky")
+                ],
+            },
+            # bank-store-down: store_up back to 1 at minute 41.
+            {
+                "eval_time": "50m",
+                "alertname": "CreditRiskTransformerStoreDown",
+                "exp_alerts": [
+                    alert("CreditRiskTransformerStoreDown", "critical", 0, namespace="bank-store-flaky")
+                ],
+            },
+            {"eval_time": "1m", "alertname": "CreditRiskTransformerStoreDown", "exp_alerts": []},
+            # Store latency: bank-slow-store's p99 lookup from the start, `for: 10m`; bank-prod's slow
+            # predictor stage never.
+            {"eval_time": "8m", "alertname": "CreditRiskTransformerStoreLatencyHigh", "exp_alerts": []},
+            {
+                "eval_time": at,
+                "alertname": "CreditRiskTransformerStoreLatencyHigh",
+                "exp_alerts": [
+                    alert(
+                        "CreditRiskTransformerStoreLatencyHigh",
+                        "warning",
+                        slow_p99,
+                        namespace="bank-slow-store",
+                        stage="store_lookup",
+                        quantile="0.99",
+                    )
+                ],
+            },
+            # Predictor errors from minute 21: above 1% from ~22m, `for: 5m`; bank-prod (0.2%) and bank-quiet
+            # (1 error in 2 minutes) never.
+            {"eval_time": "20m", "alertname": "CreditRiskTransformerPredictorErrors", "exp_alerts": []},
+            {"eval_time": "24m", "alertname": "CreditRiskTransformerPredictorErrors", "exp_alerts": []},
+            {
+                "eval_time": at,
+                "alertname": "CreditRiskTransformerPredictorErrors",
+                "exp_alerts": [
+                    alert(
+                        "CreditRiskTransformerPredictorErrors",
+                        "critical",
+                        predictor_ratio,
+                        namespace="bank-predictor",
+                    )
+                ],
+            },
+            # Unauthorized ingests: pod a's 3 at minute 30 for 15 minutes, pod b's first one (its counter
+            # born at 1) from minute 40; invalid and conflicting ingests in bank-prod never.
+            {"eval_time": "29m", "alertname": "CreditRiskTransformerIngestRejected", "exp_alerts": []},
+            {
+                "eval_time": "31m",
+                "alertname": "CreditRiskTransformerIngestRejected",
+                "exp_alerts": [
+                    alert("CreditRiskTransformerIngestRejected", "warning", 3, namespace="bank-ingest")
+                ],
+            },
+            {
+                "eval_time": "45m",
+                "alertname": "CreditRiskTransformerIngestRejected",
+                "exp_alerts": [
+                    alert("CreditRiskTransformerIngestRejected", "warning", 1, namespace="bank-ingest")
+                ],
+            },
+            {"eval_time": "58m", "alertname": "CreditRiskTransformerIngestRejected", "exp_alerts": []},
+        ],  # fmt: skip
+    }
+    return test_file(
+        [group],
+        "Transformer rules and alerts: feature store down or slow, predictor errors, unauthorized ingests; "
+        "two pods per namespace, aggregated by namespace.",
+    )
+
+
 # ------------------------------------------------------------------------------------------------ main
 
-FILES = {"drift.yml": drift, "requests.yml": requests, "availability.yml": availability}
+FILES = {
+    "drift.yml": drift,
+    "requests.yml": requests,
+    "availability.yml": availability,
+    "transformer.yml": transformer,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
