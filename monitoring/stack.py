@@ -36,8 +36,8 @@ DASHBOARDS = HERE / "grafana" / "dashboards"
 MODEL = "credit-risk"
 # The scrape job of the predictors: the job CreditRiskModelAbsent's selector names in the rule file.
 JOB = "credit-risk-predictor"
-# The transformer's series (and the series recorded from them) share this prefix. This stack scrapes
-# predictors only: its tests and the snapshot leave the transformer's panels and recorded series out.
+# The transformer's series (and the series recorded from them) share this prefix. The snapshot scrapes
+# predictors only and leaves the transformer's panels out.
 TRANSFORMER_SERIES = "credit_risk_transformer_"
 
 # Short windows for a run of a couple of minutes, scraping and evaluating every second.
@@ -279,6 +279,7 @@ class Traffic:
     """Scoring requests spread over ``servers`` (base URLs), paced to ``requests_per_second``."""
 
     servers: list[str]
+    transformer: tuple[str, str] | None = None  # (base URL, ingestion token): a quarter of the requests
     requests_per_second: float = 20.0
     bad_share: float = 0.15  # share of malformed requests (answered 400)
     batch_sizes: tuple[int, ...] = (1, 1, 1, 2, 5, 10, 20, 40)
@@ -289,6 +290,24 @@ class Traffic:
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
         self.n = 0
+        self.transformer_statuses: dict[int, int] = {}
+        self.customers = [f"CustomerId_stack{i}" for i in range(40)]
+
+    def _raw_transaction(self) -> None:
+        """One raw transaction scored through the transformer, then ingested (the first ingestion of a run
+        without the token: a producer that lost its credentials, refused 401)."""
+        from harness.transformer import transaction
+
+        assert self.transformer is not None
+        url, token = self.transformer
+        record = transaction(str(self.rng.choice(self.customers)), int(self.rng.integers(0, 28)),
+                             Amount=float(self.rng.integers(100, 20_000)))  # fmt: skip
+        record["Value"] = abs(record["Amount"])
+        statuses = [http("POST", f"{url}/score", record).status]
+        auth = {"Authorization": f"Bearer {token}"} if sum(self.transformer_statuses.values()) else {}
+        statuses.append(http("POST", f"{url}/v1/transactions", [record], headers=auth).status)
+        for status in statuses:
+            self.transformer_statuses[status] = self.transformer_statuses.get(status, 0) + 1
 
     def run(self, population: np.ndarray, seconds: float) -> None:
         start, sent = time.monotonic(), 0
@@ -296,7 +315,9 @@ class Traffic:
             server = self.servers[self.n % len(self.servers)]
             self.n += 1
             sent += 1
-            if self.rng.random() < self.bad_share:
+            if self.transformer is not None and self.n % 4 == 0:
+                self._raw_transaction()
+            elif self.rng.random() < self.bad_share:
                 body = {
                     "inputs": [{"name": "features", "shape": [1, 25], "datatype": "FP32", "data": [1.0] * 25}]
                 }

@@ -1,5 +1,7 @@
-"""A real Prometheus scraping two real predictors (two workers each, like two pods), loaded with the rule
-file, while reference-like traffic and then a shifted population are scored.
+"""A real Prometheus scraping two real predictors (two workers each, like two pods) and a real transformer
+(in front of one of them, on a real redis-server), loaded with the rule file, while reference-like traffic
+and then a shifted population are scored, a quarter of the requests as raw transactions through the
+transformer (scored, then ingested).
 
 The rules run with short windows (``stack.TEST_RANGES``: the 30m PSI over 24 s, 5m over 8 s, ``for``
 a few seconds), scraping and evaluating every second; rule and series names are unchanged. Then:
@@ -11,15 +13,9 @@ a few seconds), scraping and evaluating every second; rule and series names are 
 * drift stays under 0.1 for reference-like traffic and crosses 0.25 after the shift — recorded PSI, the
   dashboard's PSI queries and the predictor's own gauges alike;
 * each alert is in its expected state: drift, feature drift, decision mix and 4xx firing; the others
-  (down, absent, version skew, no traffic, 5xx, latency, and the transformer's) quiet.
+  (down, absent, version skew, no traffic, 5xx, latency) quiet; of the transformer's, the ingestion
+  refusal alert firing (one ingestion is sent without its token), the store and predictor ones quiet.
 
-No transformer runs here (``stack.reads_transformer``): its rules must evaluate without error, but its
-recorded series and dashboard panels have no data and are left out of the "has data" checks; the
-promtool tests (``transformer.yml``) prove its rules and alerts. To add it: start ``python -m
-serving.transformer`` (and a ``redis-server`` on a free port) in front of the two predictors, give it a
-second scrape job in ``stack.Prometheus.config`` (its own job name, labels ``namespace`` and ``pod``), send
-part of the traffic as raw transactions to its ``/score`` and ``/v1/transactions``, then drop the
-exclusions below and set its alerts' expected states.
 """
 
 from __future__ import annotations
@@ -33,7 +29,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.net import wait_ready
 from harness.predictor import TrainedModel, running_server
+from harness.redis import redis_server
+from harness.transformer import running_transformer
 from monitoring import stack
 
 pytestmark = pytest.mark.slow
@@ -57,11 +56,10 @@ EXPECTED_ALERTS = {
     "CreditRiskModelAbsent": "inactive",
     "CreditRiskModelVersionSkew": "inactive",
     "CreditRiskNoTraffic": "inactive",
-    # No transformer in this stack: nothing to alert on (and no absent() among them to fire).
     "CreditRiskTransformerStoreDown": "inactive",
     "CreditRiskTransformerStoreLatencyHigh": "inactive",
     "CreditRiskTransformerPredictorErrors": "inactive",
-    "CreditRiskTransformerIngestRejected": "inactive",
+    "CreditRiskTransformerIngestRejected": "firing",  # one ingestion without the token
 }
 DRIFT_ALERTS = {"CreditRiskScoreDriftCritical", "CreditRiskScoreDriftWarning", "CreditRiskFeatureDrift",
                 "CreditRiskDecisionMixShift"}  # fmt: skip
@@ -102,14 +100,19 @@ def run(
     with (
         running_server(*args, workdir=workdir) as pod_a,
         running_server(*args, workdir=workdir) as pod_b,
+        redis_server(workdir / "redis") as redis,
+        running_transformer(pod_a.url.removeprefix("http://"), redis.url, workdir=workdir) as transformer,
     ):
+        wait_ready(transformer.url + "/v2/health/ready", "the transformer", 30)
+        pods = ((pod_a.url, "credit-risk-predictor-a"), (pod_b.url, "credit-risk-predictor-b"),
+                (transformer.url, "credit-risk-transformer-a"))  # fmt: skip
         targets = [
-            stack.Target(server.url.removeprefix("http://"), {"namespace": NAMESPACE, "pod": pod})
-            for server, pod in ((pod_a, "credit-risk-predictor-a"), (pod_b, "credit-risk-predictor-b"))
+            stack.Target(url.removeprefix("http://"), {"namespace": NAMESPACE, "pod": pod})
+            for url, pod in pods
         ]
         rules = stack.rules_with_windows(stack.RULES.read_text(), stack.TEST_RANGES, stack.TEST_FOR)
         with stack.Prometheus(workdir / "prometheus", targets, rules, binary=prometheus_binary) as prom:
-            traffic = stack.Traffic([pod_a.url, pod_b.url])
+            traffic = stack.Traffic([pod_a.url, pod_b.url], (transformer.url, transformer.token))
             result = Run(prom, traffic)
             result.seconds["start"] = time.monotonic() - started
             traffic.run(trained.X_fresh, PHASE_SECONDS)
@@ -123,9 +126,13 @@ def run(
             assert "level=error" not in prom.logs(), prom.logs()[-3000:]
 
 
-def test_both_predictors_are_scraped_and_traffic_was_served(run: Run) -> None:
-    assert run.prometheus.targets_up() == 2
-    assert run.traffic.statuses.get(200, 0) > 500 and set(run.traffic.statuses) == {200, 400}
+def test_both_predictors_and_the_transformer_are_scraped_and_traffic_was_served(run: Run) -> None:
+    assert run.prometheus.targets_up() == 3
+    assert run.traffic.statuses.get(200, 0) > 300 and set(run.traffic.statuses) == {200, 400}
+    assert run.traffic.transformer_statuses.get(200, 0) > 200 and set(run.traffic.transformer_statuses) == {
+        200,
+        401,
+    }
     assert run.seconds["start"] < 40 and run.seconds["traffic"] < 70, run.seconds
 
 
@@ -136,7 +143,7 @@ def test_every_rule_evaluates_and_every_recorded_series_has_data(run: Run) -> No
     for rule in states:
         assert rule["health"] == "ok" and not rule.get("lastError"), rule
     for rule in product:
-        if "record" in rule and not stack.reads_transformer(rule["record"]):  # no transformer here
+        if "record" in rule:
             result = run.prometheus.query(f'{rule["record"]}{{namespace="{NAMESPACE}"}}')
             assert result, f"no data for the recorded series {rule['record']}"
 
@@ -152,18 +159,14 @@ def test_every_dashboard_query_returns_data(run: Run) -> None:
                     label, _served_versions(run)
                 )
                 assert values == expected, (variable["name"], values)
-        queries = [q for q in stack.dashboard_queries(dashboard) if not stack.reads_transformer(q.expr)]
-        assert len(queries) >= 20
+        queries = stack.dashboard_queries(dashboard)
+        assert len(queries) >= 20 and any(stack.reads_transformer(q.expr) for q in queries)
         for query in queries:
             expr = stack.substitute(query.expr, VARIABLES)
             result = run.prometheus.query(expr)
             assert result, f"{path.name} / {query.panel} / {query.ref}: no data for {expr}"
             values = [float(r["value"][1]) for r in result]
             assert not any(np.isnan(values)), (query.panel, expr, result)
-        # The transformer's panels: valid PromQL that Prometheus accepts (PromQLError otherwise), no data here.
-        transformer = [q for q in stack.dashboard_queries(dashboard) if stack.reads_transformer(q.expr)]
-        for query in transformer:
-            assert run.prometheus.query(stack.substitute(query.expr, VARIABLES)) == [], query.panel
 
 
 def _served_versions(run: Run) -> set[str]:
