@@ -1,12 +1,17 @@
-# The credit-risk predictor image: `python -m serving` and exactly the locked, hashed `serve` set
-# (requirements/serve.lock: kserve, onnxruntime, prometheus-client, mlflow-skinny, kserve-storage with its
-# S3/GCS/HTTP backends). No training libraries, no compilers, no pip or setuptools, non-root, ports 8080 (HTTP) and 8081 (V2 gRPC).
+# The credit-risk serving image: the predictor (`python -m serving`, the ENTRYPOINT) and the transformer in
+# front of it (`python -m serving.transformer`: raw transactions in, features from the online store,
+# the predictor over V2), with exactly the locked, hashed `serve` set (requirements/serve.lock: kserve,
+# onnxruntime, prometheus-client, mlflow-skinny, kserve-storage with its S3/GCS/HTTP backends, redis).
+# No training libraries, no compilers, no pip or setuptools, non-root. Ports: 8080 (HTTP), 8081 (V2 gRPC),
+# 8082 (the transformer's ingestion port).
 #
 #   docker build -t credit-risk-predictor:latest \
 #       --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" \
 #       --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" .
 #   docker run --rm -p 8080:8080 -p 8081:8081 -v "$PWD/artifacts:/models:ro" credit-risk-predictor:latest \
 #       --model-uri /models/credit-risk-v1.onnx
+#   docker run --rm -p 9080:8080 -p 9082:8082 --entrypoint python credit-risk-predictor:latest \
+#       -m serving.transformer --predictor-host HOST:8080 --store redis://HOST:6379/0
 #
 # The model arrives at run time: a mounted folder (KServe's storage initializer or the chart's init
 # container fill /mnt/models from s3://, gs://, https://), a storage URI, or models:/NAME/VERSION with
@@ -28,8 +33,10 @@ RUN /opt/venv/bin/python -m pip uninstall --yes setuptools pip \
     && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
     && rm -rf /opt/venv/lib/python3*/site-packages/*/tests \
               /opt/venv/lib/python3*/site-packages/kubernetes/aio
-# Only the predictor's own package: the training package (ml/) stays out of the image.
+# Only the serving packages: the predictor and transformer (serving/) and the feature definitions they share
+# with training (credit_features/: numpy only); the training package (ml/) stays out of the image.
 COPY serving /opt/app/serving
+COPY credit_features /opt/app/credit_features
 
 FROM ${BASE_IMAGE}
 ARG UID=10001
@@ -38,7 +45,7 @@ ARG REVISION=unknown
 ARG CREATED=unknown
 ARG SOURCE=https://github.com/bati-bank/credit-risk
 LABEL org.opencontainers.image.title="credit-risk-predictor" \
-      org.opencontainers.image.description="Bati Bank credit-risk predictor: onnxruntime behind KServe's Open Inference Protocol (V2), Prometheus metrics with drift" \
+      org.opencontainers.image.description="Bati Bank credit-risk predictor (onnxruntime behind KServe's Open Inference Protocol V2, Prometheus metrics with drift) and its feature-store transformer" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
@@ -64,6 +71,6 @@ ENV PATH=/opt/venv/bin:${PATH} \
     HOME=/tmp
 USER ${UID}:${UID}
 WORKDIR /tmp
-EXPOSE 8080 8081
+EXPOSE 8080 8081 8082
 ENTRYPOINT ["python", "-m", "serving"]
 CMD ["--model-uri", "/models", "--http-port", "8080", "--grpc-port", "8081"]

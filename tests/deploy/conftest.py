@@ -211,14 +211,17 @@ def one(objects: list[dict], kind: str) -> dict:
 
 
 def pod_specs(objects: list[dict]) -> list[tuple[str, dict]]:
-    """Every pod spec the chart renders: Deployment template, InferenceService predictor, test Pod."""
+    """Every pod spec the chart renders: Deployment and StatefulSet templates, the InferenceService's
+    predictor and transformer, test Pods."""
     specs = []
     for obj in objects:
         name = f"{obj['kind']}/{obj['metadata']['name']}"
-        if obj["kind"] == "Deployment":
+        if obj["kind"] in ("Deployment", "StatefulSet"):
             specs.append((name, obj["spec"]["template"]["spec"]))
         elif obj["kind"] == "InferenceService":
             specs.append((name, obj["spec"]["predictor"]))
+            if "transformer" in obj["spec"]:
+                specs.append((f"{name}/transformer", obj["spec"]["transformer"]))
         elif obj["kind"] == "Pod":
             specs.append((name, obj["spec"]))
     return specs
@@ -229,8 +232,26 @@ def arg(args: list[str], flag: str) -> str:
     return args[args.index(flag) + 1]
 
 
+def component(obj: dict) -> str | None:
+    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+
+
+def transformer_pod(objects: list[dict]) -> dict:
+    """The transformer's pod spec: its Deployment's template (deployment mode) or spec.transformer (kserve)."""
+    deployments = [o for o in by_kind(objects, "Deployment") if component(o) == "transformer"]
+    isvcs = [o for o in by_kind(objects, "InferenceService") if "transformer" in o["spec"]]
+    assert len(deployments) + len(isvcs) == 1, [f"{o['kind']}/{o['metadata']['name']}" for o in objects]
+    return deployments[0]["spec"]["template"]["spec"] if deployments else isvcs[0]["spec"]["transformer"]
+
+
+def transformer_container(objects: list[dict]) -> dict:
+    (container,) = transformer_pod(objects)["containers"]
+    return container
+
+
 def predictor_container(objects: list[dict]) -> dict:
-    workloads = by_kind(objects, "Deployment") + by_kind(objects, "InferenceService")
+    workloads = [o for o in by_kind(objects, "Deployment") if component(o) == "predictor"]
+    workloads += by_kind(objects, "InferenceService")
     assert len(workloads) == 1, [o["kind"] for o in objects]
     workload = workloads[0]
     spec = (

@@ -112,6 +112,94 @@ def test_smoke_script_uses_the_standard_library_only() -> None:
     assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
 
 
+def stdlib_only(path: Path) -> set[str]:
+    """The modules a script imports that are not in the standard library."""
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    return imported - set(sys.stdlib_module_names)
+
+
+@pytest.mark.parametrize("script", ["smoke_transformer.py", "netpol_probe.py"])
+def test_transformer_e2e_scripts_use_the_standard_library_only(script: str) -> None:
+    """Both run on a bare runner; netpol_probe.py inside the serving image, passed as `python -c`."""
+    path = K8S / script
+    assert not stdlib_only(path)
+    assert path.stat().st_mode & 0o111 and path.read_text().startswith("#!/usr/bin/env python3\n")
+
+
+def test_smoke_transformer_knows_the_feature_contract() -> None:
+    """smoke_transformer.py carries its own copy of the 26 names (it cannot import the package): the same."""
+    from credit_features.schema import FEATURE_NAMES
+
+    smoke = k8s_module("smoke_transformer")
+    assert tuple(FEATURE_NAMES) == smoke.FEATURE_NAMES
+    # Its expected features follow the definition: a first transaction, then a second of the same customer.
+    first, second = smoke.transactions("x")
+    one = smoke.expected_features(first, [1000.0], None)
+    assert (one["transaction_count"], one["std_transaction_amount"], one["transaction_dayofweek"]) == (
+        1.0,
+        0.0,
+        3.0,
+    )
+    two = smoke.expected_features(second, [1000.0, 500.0], "financial_services")
+    assert (
+        two["median_transaction_amount"] == 750.0 and abs(two["std_transaction_amount"] - 353.5533906) < 1e-6
+    )
+    assert two["ProductCategory_financial_services"] == 1.0 and sum(list(two.values())[18:]) == 1.0
+
+
+def test_smoke_transformer_fails_clearly(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t")
+    result = subprocess.run(
+        [sys.executable, str(K8S / "smoke_transformer.py"), "--url", f"http://127.0.0.1:{free_port()}",
+         "--token-file", str(token), "--wait", "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("SMOKE FAIL: GET http://127.0.0.1:") and "Traceback" not in result.stderr
+
+
+def test_netpol_probe_tells_open_from_blocked() -> None:
+    import socket
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        open_port, closed_port = listening.getsockname()[1], free_port()
+        probe = [sys.executable, str(K8S / "netpol_probe.py")]
+        good = subprocess.run([*probe, f"127.0.0.1:{open_port}=open", f"127.0.0.1:{closed_port}=blocked"],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert good.returncode == 0, good.stdout
+        bad = subprocess.run(
+            [*probe, f"127.0.0.1:{closed_port}=open"], capture_output=True, text=True, timeout=60
+        )
+    assert bad.returncode == 1 and bad.stdout.startswith(f"FAIL 127.0.0.1:{closed_port}: blocked")
+
+
+def test_e2e_runs_the_transformer_checks() -> None:
+    """k8s/e2e.sh: the token only in a Secret and a file, the transformer's smoke test and the parity CLI
+    through the port-forwards, the NetworkPolicy probes; the workflow gives it the Python with the train extra."""
+    e2e = (K8S / "e2e.sh").read_text().split("set -euo pipefail", 1)[1]  # the commands, not the header
+    order = ["create secret generic credit-risk-ingest", "helm upgrade --install", '"$HERE/smoke.py"', '"$HERE/smoke_transformer.py"',
+             "-m harness.parity", "probe np-outsider", "probe np-producer", "helm test"]  # fmt: skip
+    positions = [e2e.index(step) for step in order]
+    assert positions == sorted(positions), order
+    assert (
+        '--score-url "$TRANSFORMER_URL/score"' in e2e and '--ingest-url "$INGEST_URL/v1/transactions"' in e2e
+    )
+    assert e2e.count('--token-file "$TOKEN_FILE"') == 2 and "--set transformer.ingest.token" not in e2e
+    assert 'python -c "$(cat "$HERE/netpol_probe.py")"' in e2e
+    (step,) = [
+        s for s in workflow("e2e.yml")["jobs"]["kind"]["steps"] if "k8s/e2e.sh" in str(s.get("run", ""))
+    ]
+    assert step["env"]["PYTHON"] == "python"
+
+
 def test_smoke_script_fails_clearly(tmp_path: Path) -> None:
     """Nothing listening: exit 1 with a SMOKE FAIL line, no traceback."""
     expected = tmp_path / "expected.json"
@@ -136,7 +224,12 @@ def test_smoke_script_fails_clearly(tmp_path: Path) -> None:
 
 ROLLOUT_SH = K8S / "rollout.sh"
 MANIFESTS = (K8S / "minio.yaml", K8S / "mlflow.yaml")
-NOT_MANIFESTS = {"kind-config.yaml", "values-kind.yaml", "values-rollout.yaml"}  # kind's and helm's formats
+NOT_MANIFESTS = {
+    "kind-config.yaml",
+    "values-kind.yaml",
+    "values-rollout.yaml",
+    "values-transformer.yaml",
+}  # kind's, helm's
 
 
 def k8s_module(name: str) -> Any:
