@@ -89,8 +89,8 @@ python3 "$HERE/smoke_transformer.py" --url "$TRANSFORMER_URL" --ingest-url "$ING
   --token-file "$TOKEN_FILE" --wait 120
 
 log "online/offline feature parity: $PARITY_ROWS synthetic transactions scored then ingested in time order"
-(cd "$HERE/.." && "$PYTHON" -m harness.parity --score-url "$TRANSFORMER_URL/score" \
-  --ingest-url "$INGEST_URL/v1/transactions" --token-file "$TOKEN_FILE" --rows "$PARITY_ROWS" --seed 0)
+(cd "$HERE/.." && "$PYTHON" -m harness.parity --score-url "$TRANSFORMER_URL" \
+  --ingest-url "$INGEST_URL" --token-file "$TOKEN_FILE" --rows "$PARITY_ROWS" --seed 0)
 
 # Who may open what, from inside the cluster (port-forwards bypass NetworkPolicy): any pod of the namespace
 # may score through the transformer, only a producer reaches its ingest port, nobody but the transformer

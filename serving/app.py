@@ -97,12 +97,7 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
         """V2 inference (a plain Starlette route: no pydantic pass over a body the codec checks anyway)."""
         check(request.path_params["model_name"], request.path_params.get("model_version"))
         require_ready()
-        body = await request.body()
-        header_length = request.headers.get(BINARY_HEADER)
-        if header_length is None:
-            infer_request = v2.read_json_request(body)
-        else:
-            infer_request = v2.read_binary_request(body, header_length)
+        infer_request = await read_infer_request(request)
         outputs, _ = await model(infer_request)  # kserve's Model.__call__: (result, response headers)
         content, headers = v2.write_response(
             infer_request, outputs, model.name, outputs.model_version(model.version)
@@ -154,6 +149,16 @@ def create_app(model: CreditRiskModel, connections: Connections | None = None) -
     app.add_middleware(RequestMetricsMiddleware, metrics=lambda: model.metrics, default_model=model.name)
     app.openapi = lambda: _openapi(app, model)  # type: ignore[method-assign]
     return app
+
+
+async def read_infer_request(request: Request) -> v2.Request:
+    """A V2 inference request from the body: JSON, or the binary tensor extension when the
+    ``Inference-Header-Content-Length`` header is there."""
+    body = await request.body()
+    header_length = request.headers.get(BINARY_HEADER)
+    if header_length is None:
+        return v2.read_json_request(body)
+    return v2.read_binary_request(body, header_length)
 
 
 # ---------------------------------------------------------------------------------------------- errors

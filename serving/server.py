@@ -122,6 +122,31 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
+def tls(settings, certfile: str = "ssl_certfile", keyfile: str = "ssl_keyfile") -> dict[str, str]:
+    """uvicorn's TLS arguments from ``settings``' certificate and key fields (none when they are unset)."""
+    cert, key = getattr(settings, certfile), getattr(settings, keyfile)
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)} if cert and key else {}
+
+
+def uvicorn_config(app, connections: Connections, settings, tls_arguments: dict) -> uvicorn.Config:
+    """How every port of this project is served: the guarded protocol (:mod:`serving.limits`), the
+    settings' keep-alive and grace period, no lifespan, no Server header, and the TCP peer as the client."""
+    return uvicorn.Config(
+        app,
+        http=guarded_protocol(connections),
+        lifespan="off",
+        access_log=settings.access_log,
+        log_config=None,
+        timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=settings.grace_period_seconds,
+        server_header=False,
+        # The scope's client must be the TCP peer: serving.limits finds the connection by it. (uvicorn would
+        # otherwise take X-Forwarded-For from a proxy on 127.0.0.1 — a sidecar or Knative's queue-proxy.)
+        proxy_headers=False,
+        **tls_arguments,
+    )
+
+
 def worker(model: CreditRiskModel, sockets: list[socket.socket]) -> None:
     """Serve ``model`` on the given listening socket(s) until drained (a worker process, or the only one)."""
     configure_logging()
@@ -131,21 +156,7 @@ def worker(model: CreditRiskModel, sockets: list[socket.socket]) -> None:
 async def _serve(model: CreditRiskModel, sockets: list[socket.socket]) -> None:
     settings: ServingSettings = model.settings
     connections = Connections(settings.max_connections, settings.header_timeout_seconds)
-    config = uvicorn.Config(
-        create_app(model, connections),
-        http=guarded_protocol(connections),
-        lifespan="off",
-        access_log=settings.access_log,
-        log_config=None,
-        timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
-        timeout_graceful_shutdown=settings.grace_period_seconds,
-        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
-        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
-        server_header=False,
-        # The scope's client must be the TCP peer: serving.limits finds the connection by it. (uvicorn would
-        # otherwise take X-Forwarded-For from a proxy on 127.0.0.1 — a sidecar or Knative's queue-proxy.)
-        proxy_headers=False,
-    )
+    config = uvicorn_config(create_app(model, connections), connections, settings, tls(settings))
     server = DrainingServer(config, connections)
     if settings.grpc_port:
         server.grpc = create_server(model, settings)

@@ -34,7 +34,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.routing import Route
 
 from serving import SERVER_NAME, __version__
-from serving.app import BINARY_HEADER, add_error_handlers, json_response
+from serving.app import add_error_handlers, json_response, read_infer_request
 from serving.errors import InvalidRequest, ModelNotFound, ServingError
 from serving.limits import Connections, LimitsMiddleware
 from serving.metrics import RequestMetricsMiddleware
@@ -137,12 +137,7 @@ def create_app(
 
     async def infer(request: Request) -> Response:
         check(request.path_params["model_name"])
-        body = await request.body()
-        header_length = request.headers.get(BINARY_HEADER)
-        if header_length is None:
-            parsed = v2.read_json_request(body)
-        else:
-            parsed = v2.read_binary_request(body, header_length)
+        parsed = await read_infer_request(request)
         outputs, _ = await transformer(parsed)  # kserve's Model.__call__: pre-process, predict, post-process
         content, headers = v2.write_response(
             parsed, outputs, name, outputs.model_version(transformer.version)

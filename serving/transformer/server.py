@@ -9,11 +9,9 @@ import logging
 import socket
 import ssl
 
-import uvicorn
-
-from serving.limits import Connections, guarded_protocol
+from serving.limits import Connections
 from serving.protocol.grpc import create_server
-from serving.server import DrainingServer, configure_logging
+from serving.server import DrainingServer, configure_logging, tls, uvicorn_config
 from serving.transformer.app import Role, create_app
 from serving.transformer.model import TransactionTransformer
 
@@ -25,31 +23,20 @@ def run(transformer: TransactionTransformer, http: socket.socket, ingest: socket
     asyncio.run(_serve(transformer, http, ingest))
 
 
-def _server(transformer: TransactionTransformer, role: Role, tls: dict) -> DrainingServer:
+def _server(transformer: TransactionTransformer, role: Role, tls_arguments: dict) -> DrainingServer:
     settings = transformer.settings
     connections = Connections(settings.max_connections, settings.header_timeout_seconds)
-    config = uvicorn.Config(
-        create_app(transformer, connections, role),
-        http=guarded_protocol(connections),
-        lifespan="off",
-        access_log=settings.access_log,
-        log_config=None,
-        timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
-        timeout_graceful_shutdown=settings.grace_period_seconds,
-        server_header=False,
-        proxy_headers=False,  # connections are keyed by the TCP peer (serving.limits)
-        **tls,
-    )
-    return DrainingServer(config, connections)
+    app = create_app(transformer, connections, role)
+    return DrainingServer(uvicorn_config(app, connections, settings, tls_arguments), connections)
 
 
-def _tls(certfile, keyfile, ca_certs=None) -> dict:
-    if certfile is None:
-        return {}
-    tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
-    if ca_certs is not None:  # mutual TLS: no client certificate signed by this CA, no connection
-        tls.update(ssl_ca_certs=str(ca_certs), ssl_cert_reqs=ssl.CERT_REQUIRED)
-    return tls
+def _ingest_tls(settings) -> dict:
+    arguments = tls(settings, "ingest_ssl_certfile", "ingest_ssl_keyfile")
+    if (
+        arguments and settings.ingest_ssl_ca_certs is not None
+    ):  # mutual TLS: no client certificate, no connection
+        arguments.update(ssl_ca_certs=str(settings.ingest_ssl_ca_certs), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return arguments
 
 
 async def _serve(
@@ -60,13 +47,10 @@ async def _serve(
         log.warning(
             "the feature store %s does not answer yet: not ready until it does", transformer.store.url
         )
-    primary = _server(
-        transformer, "score" if ingest else "all", _tls(settings.ssl_certfile, settings.ssl_keyfile)
-    )
+    primary = _server(transformer, "score" if ingest else "all", tls(settings))
     servers = [(primary, http)]
     if ingest is not None:
-        tls = _tls(settings.ingest_ssl_certfile, settings.ingest_ssl_keyfile, settings.ingest_ssl_ca_certs)
-        servers.append((_server(transformer, "ingest", tls), ingest))
+        servers.append((_server(transformer, "ingest", _ingest_tls(settings)), ingest))
     for server, _ in servers:
         server.peers = [other for other, _ in servers if other is not server]
     if settings.grpc_port:

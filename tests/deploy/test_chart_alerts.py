@@ -133,7 +133,7 @@ def test_runbook_urls_follow_runbook_base_url(render: Callable[..., list[dict]])
     own = "https://git.bank.internal/ml/credit-risk/-/blob/v1.4.0/monitoring/runbook.md"
     moved = rendered_groups(render, with_monitoring(runbookBaseUrl=own))
     file_urls = [r["annotations"]["runbook_url"] for r in rules_of(file_groups()) if "alert" in r]
-    assert len(file_urls) == 11 and all(u.startswith(RUNBOOK_URL + "#") for u in file_urls)
+    assert len(file_urls) == 15 and all(u.startswith(RUNBOOK_URL + "#") for u in file_urls)
     assert [r["annotations"]["runbook_url"] for r in rules_of(default) if "alert" in r] == file_urls
     assert [r["annotations"]["runbook_url"] for r in rules_of(moved) if "alert" in r] == [
         own + "#" + u.split("#", 1)[1] for u in file_urls

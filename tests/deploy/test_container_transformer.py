@@ -285,8 +285,8 @@ def test_transformer_runs_as_the_chart_runs_it(
 
     # Online features equal the offline ones on a synthetic stream replayed score-then-ingest.
     parity = subprocess.run(
-        [sys.executable, "-m", "harness.parity", "--score-url", base + "/score",
-         "--ingest-url", ingest + "/v1/transactions", "--token-file", str(token_dir / "token"),
+        [sys.executable, "-m", "harness.parity", "--score-url", base,
+         "--ingest-url", ingest, "--token-file", str(token_dir / "token"),
          "--rows", "300", "--seed", "0"],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )  # fmt: skip
