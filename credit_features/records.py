@@ -24,6 +24,7 @@ import numpy as np
 
 from credit_features.schema import (
     AMOUNT_COLUMNS,
+    AMOUNT_LIMIT,
     ID_COLUMNS,
     INTEGER_COLUMNS,
     PRODUCT_CATEGORIES,
@@ -209,7 +210,10 @@ def _number(value: object, where: str) -> float:
 
 
 def _amount(value: object, where: str) -> float:
-    return _number(value, where)
+    number = _number(value, where)
+    if abs(number) > AMOUNT_LIMIT:
+        raise InvalidTransaction(f"{where}: {value!r} is beyond ±{AMOUNT_LIMIT:.0e}")
+    return number
 
 
 def _integer(value: object, where: str) -> int:

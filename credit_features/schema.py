@@ -41,6 +41,11 @@ ID_COLUMNS: tuple[str, ...] = (
 INTEGER_COLUMNS: tuple[str, ...] = ("CountryCode", "PricingStrategy", "FraudResult")
 AMOUNT_COLUMNS: tuple[str, ...] = ("Amount", "Value")
 TIME_COLUMN = "TransactionStartTime"
+# The largest |Amount| and Value accepted (UGX; the Xente data's largest is under 1e7). The model reads
+# float32 features, and a customer's total over any plausible history must stay far inside float32's
+# 3.4e38: an amount beyond this is a unit or parsing error upstream, and once stored it would make every
+# later score of that customer impossible.
+AMOUNT_LIMIT = 1e12
 
 # Every category seen in the Xente data. "airtime" is the reference level: it has no indicator column.
 PRODUCT_CATEGORIES: tuple[str, ...] = (

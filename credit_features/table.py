@@ -16,6 +16,7 @@ import pandas as pd
 
 from credit_features.schema import (
     AMOUNT_COLUMNS,
+    AMOUNT_LIMIT,
     ID_COLUMNS,
     INTEGER_COLUMNS,
     PRODUCT_CATEGORIES,
@@ -97,6 +98,7 @@ def validate_transactions(raw: pd.DataFrame, source: str = "transactions") -> pd
         values = pd.to_numeric(df[column], errors="coerce").astype("float64")
         _fail_where(values.isna(), df[column], source, column, "is not a number")
         _fail_where(~np.isfinite(values), df[column], source, column, "is not finite")
+        _fail_where(values.abs() > AMOUNT_LIMIT, df[column], source, column, f"is beyond ±{AMOUNT_LIMIT:.0e}")
         out[column] = values
     _fail_where(out["Value"] < 0, df["Value"], source, "Value", "is negative (Value is the absolute amount)")
 

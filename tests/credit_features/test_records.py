@@ -26,6 +26,8 @@ BAD = [
     ("TransactionStartTime", "2018-13-15T00:00:00Z", "ISO-8601"),
     ("TransactionStartTime", "yesterday", "ISO-8601"),
     ("Amount", float("inf"), "finite"),
+    ("Amount", 1e39, "beyond"),  # a total beyond float32 could never be scored again
+    ("Value", 2e12, "beyond"),
     ("Value", -5, "negative"),
     ("CountryCode", 256.5, "integer"),
     ("PricingStrategy", 1.5, "integer"),
