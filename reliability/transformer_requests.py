@@ -326,12 +326,17 @@ def v2_raw(draw: st.DrawFn, pool: Pool) -> Request:
     ]
     rows = rows[: draw(st.sampled_from([1, 2, 5, 40, 2_000]))] or [pool.record(0, 0)]
     names = [n for n in RAW_COLUMNS if all(n in r for r in rows)]
-    roll = percentile(draw)
-    if roll < 6 and names:
-        names.pop(draw(st.integers(0, len(names) - 1)))  # a missing field
-    elif roll < 10:
+    # At most one mistake of structure per request (half have none): a field missing, repeated or unknown,
+    # the fields in another order (allowed), or one column's datatype, length, shape or binary size.
+    mistake = draw(
+        st.sampled_from(["none"] * 8 + ["missing", "extra", "order", "datatype", "length", "shape", "size"])
+    )
+    wrong = draw(st.sampled_from(names)) if names else None
+    if mistake == "missing" and names:
+        names.remove(wrong)
+    elif mistake == "extra":
         names.append(draw(st.sampled_from(names) | weird_text | st.sampled_from(["features", "amount"])))
-    elif roll < 14:
+    elif mistake == "order":
         names = list(draw(st.permutations(names)))
     binary = draw(st.integers(0, 99)) < 20
     as_matrix = draw(st.booleans())
@@ -340,13 +345,13 @@ def v2_raw(draw: st.DrawFn, pool: Pool) -> Request:
     for name in names:
         values = [r.get(name) for r in rows] if name in RAW_COLUMNS else [1] * len(rows)
         datatype: object = _field_datatype(name) if name in RAW_COLUMNS else "FP64"
-        count = len(values)
-        if draw(st.integers(0, 99)) < 6:
+        count, hit = len(values), name == wrong
+        if hit and mistake == "datatype":
             datatype = draw(datatype_strategy | st.sampled_from(["BYTES", "FP64", "INT64", "BOOL"]))
-        if draw(st.integers(0, 99)) < 5:  # a column of another length
+        if hit and mistake == "length":
             values = values[: max(0, count - 1)] if draw(st.booleans()) else [*values, values[0]]
         shape: object = [len(values), 1] if as_matrix else [len(values)]
-        if draw(st.integers(0, 99)) < 5:
+        if hit and mistake == "shape":
             shape = draw(
                 st.sampled_from(
                     [[len(values), 2], [1, len(values)], [], [0], [-1], [2**63], [len(values), 1, 1]]
@@ -359,7 +364,7 @@ def v2_raw(draw: st.DrawFn, pool: Pool) -> Request:
                 else numeric_bytes(values, datatype)
             )  # fmt: skip
             size: object = len(blob)
-            if draw(st.integers(0, 99)) < 8:
+            if hit and mistake == "size":
                 size = draw(st.sampled_from([len(blob) + 1, len(blob) - 1, 0, -1, 2**63, "8", None]))
             tensor["parameters"] = {"binary_data_size": size}
             blobs.append(blob)
@@ -368,7 +373,10 @@ def v2_raw(draw: st.DrawFn, pool: Pool) -> Request:
         inputs.append(tensor)
     document: dict[str, object] = {"inputs": inputs}
     if draw(st.integers(0, 99)) < 40:
-        wanted = draw(st.lists(st.sampled_from(SCORED_OUTPUTS) | weird_text | junk_scalar, max_size=6))
+        wanted = draw(
+            st.lists(st.sampled_from(SCORED_OUTPUTS), unique=True, max_size=5)
+            | st.lists(st.sampled_from(SCORED_OUTPUTS) | weird_text | junk_scalar, min_size=1, max_size=6)
+        )
         document["outputs"] = [{"name": n} for n in wanted]
     if draw(st.integers(0, 99)) < 15:
         document["id"] = draw(weird_text | junk_scalar)

@@ -1,6 +1,6 @@
 """The transformer under malformed and hostile input (``reliability/fuzz_transformer.py`` at test-suite size),
-in front of a real predictor and a real Redis: ~500 hypothesis-generated requests to ``/score``, ingestion
-(with and without the producer's token) and the raw-tensor V2 route with no 5xx, every 4xx with its
+in front of a real predictor and a real Redis: 500 hypothesis-generated requests to ``/score``, ingestion
+(with and without the producer's token) and the raw-tensor V2 route, and 300 V2 gRPC calls, with no 5xx, every 4xx with its
 ``{"error"}`` body, no traceback, the process live and bounded in memory; and afterwards a store holding
 exactly what the acknowledged ingestions wrote. Then named rejected ingestions, each checked to write
 nothing, and the finding the fuzz made about amounts beyond float32."""
@@ -36,8 +36,9 @@ def transformer(predictor_host: str, store: RedisServer, tmp_path_factory) -> It
 def test_fuzzing_gets_no_server_error_and_the_store_holds_exactly_what_was_acknowledged(
     transformer: Transformer, store: RedisServer
 ) -> None:
-    target = Target(transformer.url, transformer.process.pid, transformer.token, store.url, transformer.logs)
-    config = FuzzConfig(requests=500, seed=5, concurrency=4, max_request_bytes=MAX_BYTES)
+    target = Target(transformer.url, transformer.process.pid, transformer.token, store.url, transformer.logs,
+                    transformer.grpc)  # fmt: skip
+    config = FuzzConfig(requests=500, grpc_requests=300, seed=5, concurrency=4, max_request_bytes=MAX_BYTES)
     result = run_transformer_fuzz(target, config, log=lambda _: None)
     requests = result["requests"]
     assert requests["total"] >= 500
@@ -67,6 +68,19 @@ def test_fuzzing_gets_no_server_error_and_the_store_holds_exactly_what_was_ackno
         ledger["rejected_valid_transactions"] > 0 and ledger["rejected_transactions_found_in_the_store"] == 0
     )
     assert ledger["stored"]["transactions"] == ledger["answers"]["added"]
+    grpc = result["grpc"]
+    assert grpc["requests"]["total"] >= 300 and {"OK", "INVALID_ARGUMENT", "NOT_FOUND"} <= set(
+        grpc["requests"]["by_status"]
+    )
+    assert grpc["server_errors"]["count"] == 0, json.dumps(grpc["server_errors"]["examples"][:3], indent=1)
+    assert not grpc["wrong_answers"]["by_route"], json.dumps(
+        [
+            {k: e.get(k) for k in ("status", "wrong", "response", "note")}
+            for e in grpc["wrong_answers"]["examples"][:6]
+        ],
+        indent=1,
+    )
+    assert grpc["ok_share"] >= 0.2 and set(grpc["after_the_run"].values()) == {"ok"}, grpc["after_the_run"]
     assert result["passed"], result["failures"]
 
 
