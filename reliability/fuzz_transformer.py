@@ -61,7 +61,7 @@ if str(ROOT) not in sys.path:  # run as a script: make ``harness``, ``serving`` 
 from reliability import transformer_grpc  # noqa: E402
 from reliability.accounting import Stats, summary  # noqa: E402
 from reliability.dispatch import dispatch_families  # noqa: E402
-from reliability.fuzz import FuzzConfig, versions  # noqa: E402
+from reliability.fuzz import FuzzConfig, add_common_arguments, server_log_section, versions  # noqa: E402
 from reliability.fuzz_grpc import grpc_summary, metrics_gap, run_grpc, warm_up_grpc  # noqa: E402
 from reliability.fuzz_http import UVICORN_400, Judge, record_outcome, send  # noqa: E402
 from reliability.http_client import Outcome, Request, Sender  # noqa: E402
@@ -79,8 +79,6 @@ from reliability.transformer_requests import (  # noqa: E402
 )
 
 METRIC = "credit_risk_transformer_requests_total"
-DEFAULT_MAX_BYTES = 1_000_000
-DEFAULT_MEMORY_BOUND_MB = 150.0
 DEFAULT_JSON = ROOT / "reliability" / "results" / "fuzz_transformer.json"
 DECISIONS = {"approve", "review", "reject"}
 RISK_LEVELS = {"low", "medium", "high"}
@@ -402,21 +400,7 @@ def transformer_stack(workdir: Path, *transformer_args: str, model: Path | None 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--requests", type=int, default=10_000, help="hypothesis-generated requests (default 10,000)"
-    )
-    parser.add_argument(
-        "--grpc-requests",
-        type=int,
-        default=2_000,
-        help="V2 gRPC calls after the HTTP ones (default 2,000; 0: skip)",
-    )
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results (default {DEFAULT_JSON})")
-    parser.add_argument("--seed", type=int, default=FuzzConfig.seed)
-    parser.add_argument("--concurrency", type=int, default=4, help="client connections (default 4)")
-    parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_BYTES)
-    parser.add_argument("--memory-bound-mb", type=float, default=DEFAULT_MEMORY_BOUND_MB)
-    parser.add_argument("--model", type=Path, help="an exported .onnx model (default: train a small one)")
+    add_common_arguments(parser, DEFAULT_JSON)
     parser.add_argument("--family", action="append", help="only these request families (repeatable)")
     args = parser.parse_args(argv)
     if args.requests < 1:
@@ -436,13 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fuzzing {target.url} (pid {target.pid}), store {target.store_url} ...", flush=True)
             result = run_transformer_fuzz(target, config, log=lambda m: print(m, flush=True))
             logs = target.logs()
-        result["server_log"] = {
-            "tracebacks": logs.count("Traceback"),
-            "error_lines": sum(" ERROR " in line for line in logs.splitlines()),
-            "first_traceback": logs[max(0, logs.find("Traceback") - 300) :][:4000]
-            if "Traceback" in logs
-            else "",
-        }
+        result["server_log"] = server_log_section(logs)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
     if result["grpc"]:

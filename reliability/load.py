@@ -1114,11 +1114,16 @@ def main(argv: list[str] | None = None) -> int:
         failures.append("interrupted")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    return write_report(report, failures, args.json)
+
+
+def write_report(report: dict, failures: list[str], path: Path) -> int:
+    """``report`` with its ``failures`` and ``passed`` as JSON at ``path``; the exit code (1: a failure)."""
     report["failures"] = failures
     report["passed"] = not failures
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    say(f"results in {args.json}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    say(f"results in {path}")
     if failures:
         say("FAILED: " + "; ".join(failures))
         return 1

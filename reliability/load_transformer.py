@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import signal
 import sys
@@ -68,6 +67,7 @@ from reliability.load import (  # noqa: E402
     shutdown_table,
     shutdown_under_load,
     versions,
+    write_report,
 )
 from reliability.store_state import stored  # noqa: E402
 
@@ -385,16 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         failures.append("interrupted")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    report["failures"] = failures
-    report["passed"] = not failures
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    say(f"results in {args.json}")
-    if failures:
-        say("FAILED: " + "; ".join(failures))
-        return 1
-    say("PASS")
-    return 0
+    return write_report(report, failures, args.json)
 
 
 if __name__ == "__main__":
