@@ -213,13 +213,10 @@ def fuzz_server(
         yield server
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_common_arguments(parser: argparse.ArgumentParser, default_json: Path) -> None:
+    """The options every fuzz script takes (this one, ``reliability/fuzz_transformer.py``)."""
     parser.add_argument(
         "--requests", type=int, default=10_000, help="hypothesis-generated requests (default 10,000)"
-    )
-    parser.add_argument(
-        "--schemathesis-examples", type=int, default=1_500, help="schemathesis requests (0: skip)"
     )
     parser.add_argument(
         "--grpc-requests",
@@ -227,13 +224,31 @@ def main(argv: list[str] | None = None) -> int:
         default=2_000,
         help="V2 gRPC calls after the HTTP ones (default 2,000; 0: skip)",
     )
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results (default {DEFAULT_JSON})")
+    parser.add_argument("--json", type=Path, default=default_json, help=f"results (default {default_json})")
     parser.add_argument("--seed", type=int, default=FuzzConfig.seed)
     parser.add_argument("--concurrency", type=int, default=4, help="client connections (default 4)")
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_BYTES)
     parser.add_argument("--memory-bound-mb", type=float, default=DEFAULT_MEMORY_BOUND_MB)
     parser.add_argument("--model", type=Path, help="an exported .onnx model (default: train a small one)")
+
+
+def server_log_section(logs: str) -> dict[str, object]:
+    """The report's ``server_log``: tracebacks, ERROR lines, restarts logged, the first traceback."""
+    return {
+        "tracebacks": logs.count("Traceback"),
+        "error_lines": sum(" ERROR " in line for line in logs.splitlines()),
+        "worker_restarts_logged": logs.count("exited with code"),
+        "first_traceback": logs[max(0, logs.find("Traceback") - 300) :][:4000] if "Traceback" in logs else "",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser, DEFAULT_JSON)
+    parser.add_argument(
+        "--schemathesis-examples", type=int, default=1_500, help="schemathesis requests (0: skip)"
+    )
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--family", action="append", help="only these HTTP request families (repeatable)")
     parser.add_argument("--grpc-family", action="append", help="only these gRPC call families (repeatable)")
     args = parser.parse_args(argv)
@@ -265,14 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 grpc_target=server.grpc,
             )
             logs = server.logs()
-        result["server_log"] = {
-            "tracebacks": logs.count("Traceback"),
-            "error_lines": sum(" ERROR " in line for line in logs.splitlines()),
-            "worker_restarts_logged": logs.count("exited with code"),
-            "first_traceback": logs[max(0, logs.find("Traceback") - 300) :][:4000]
-            if "Traceback" in logs
-            else "",
-        }
+        result["server_log"] = server_log_section(logs)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
     if result["grpc"]:

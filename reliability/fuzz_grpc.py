@@ -1012,11 +1012,12 @@ def send_and_record(stats: Stats, client: GrpcClient, call: Call) -> None:
 
 
 def fuzz_grpc(target: str, stats: Stats, requests: int, seed: int, concurrency: int, max_request_bytes: int,
-              only: list[str] | None = None, log: Callable[[str], None] = print) -> dict[str, int]:  # fmt: skip
-    """About ``requests`` distinct calls (the families named in ``only``, or all) on ``concurrency``
-    channels; returns how many each family generated."""
+              only: list[str] | None = None, log: Callable[[str], None] = print,
+              families_of: Callable[[int], list[Family]] | None = None) -> dict[str, int]:  # fmt: skip
+    """About ``requests`` distinct calls (the families named in ``only``, or all, of ``families_of(limit)``:
+    the predictor's by default) on ``concurrency`` channels; returns how many each family generated."""
     return dispatch_families(
-        families(max_request_bytes), only, requests, seed, concurrency,
+        (families_of or families)(max_request_bytes), only, requests, seed, concurrency,
         open_client=lambda: GrpcClient(target),
         handle=lambda client, call: send_and_record(stats, client, call),
         key=Call.fingerprint, log=log,
@@ -1046,24 +1047,26 @@ def sample_calls() -> list[Call]:
     ]
 
 
-def warm_up_grpc(target: str, rounds: int = 20) -> None:
+def warm_up_grpc(target: str, rounds: int = 20, samples: Callable[[], list[Call]] = sample_calls) -> None:
     """The sample calls on fresh channels (both workers), so that first-use allocations are in the
     memory baseline."""
     for _ in range(rounds):
         client = GrpcClient(target)
-        for call in sample_calls():
+        for call in samples():
             client.send(call)
         client.close()
 
 
-def check_after(target: str, made: Counter[str]) -> dict[str, str]:
+def check_after(
+    target: str, made: Counter[str], samples: Callable[[], list[Call]] = sample_calls
+) -> dict[str, str]:
     """The sample calls on fresh channels after the run: each must get what it is due (the gRPC port still
     serves, whatever the HTTP liveness says). Returns ``{call: "ok" or what went wrong}``; counts the calls
     per method in ``made``."""
     out: dict[str, str] = {}
     for attempt in range(4):  # four channels: more than one worker, very likely
         client = GrpcClient(target)
-        for call in sample_calls():
+        for call in samples():
             answer = client.send(call)
             made[call.method] += 1
             server_error, wrong = judge(call, answer)
@@ -1080,16 +1083,21 @@ def check_after(target: str, made: Counter[str]) -> dict[str, str]:
 
 
 def run_grpc(target: str, requests: int, seed: int, concurrency: int, max_request_bytes: int,
-             only: list[str] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+             only: list[str] | None = None, log: Callable[[str], None] = print,
+             families_of: Callable[[int], list[Family]] | None = None,
+             samples: Callable[[], list[Call]] = sample_calls) -> dict[str, Any]:  # fmt: skip
     """The gRPC part of a fuzz run against ``target`` (``host:port``): the calls, then :func:`check_after`.
-    Returns the report's ``grpc`` section; ``passed`` and ``failures`` say whether it held."""
+    Returns the report's ``grpc`` section; ``passed`` and ``failures`` say whether it held. ``families_of``
+    and ``samples``: another server's call families and sample calls (the transformer's)."""
     stats = Stats()
     started = time.monotonic()
-    generated = fuzz_grpc(target, stats, requests, seed, concurrency, max_request_bytes, only, log)
+    generated = fuzz_grpc(
+        target, stats, requests, seed, concurrency, max_request_bytes, only, log, families_of
+    )
     duration = time.monotonic() - started
     log(f"  gRPC: {stats.total} calls in {duration:.1f} s")
     after_calls: Counter[str] = Counter()
-    after = check_after(target, after_calls)
+    after = check_after(target, after_calls, samples)
     answers = stats.report(generated)
     failures = [f.replace("HTTP response", "answer") for f in stats.failures()]
     failures = [f.replace("with a 5xx status", "with a server-error status") for f in failures]

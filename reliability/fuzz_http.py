@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -42,15 +43,29 @@ def is_error_body(content: bytes) -> bool:
     return isinstance(document, dict) and set(document) == {"error"} and isinstance(document["error"], str)
 
 
-def bad_error_body(status: int | None, route: str, content: bytes) -> bool:
+def bad_error_body(status: int | None, route: str, content: bytes,
+                   statuses: frozenset[int] = frozenset({400, 404, 413}), unchecked: frozenset[str] = frozenset({"other"})) -> bool:  # fmt: skip
     """The application's own answers on the scoring routes carry ``{"error": "..."}`` (README); uvicorn's
     answers to malformed HTTP and Starlette's 405 are not the application's and are not checked."""
     return (
-        status in (400, 404, 413)
-        and route != "other"
+        status in statuses
+        and route not in unchecked
         and content != UVICORN_400
         and not is_error_body(content)
     )
+
+
+@dataclass(frozen=True)
+class Judge:
+    """How a server's HTTP answers are told apart and judged: its routes (``route_of``: path → a bounded
+    route name), the statuses whose body must be ``{"error"}`` and the routes where that is not checked."""
+
+    route_of: Callable[[str], str] = route_of
+    error_statuses: frozenset[int] = frozenset({400, 404, 413})
+    unchecked_routes: frozenset[str] = frozenset({"other"})
+
+
+PREDICTOR_JUDGE = Judge()
 
 
 def acceptable_without_response(family: str, mode: str, error: str | None) -> bool:
@@ -61,30 +76,42 @@ def acceptable_without_response(family: str, mode: str, error: str | None) -> bo
 
 def record(stats: Stats, source: str, family: str, path: str, status: int | None, content: bytes, *,
            error: str | None = None, seconds: float, body_bytes: int, evidence: Callable[[], dict],
-           retried: bool = False, silence_is_failure: bool = False) -> None:  # fmt: skip
+           retried: bool = False, silence_is_failure: bool = False, judge: Judge = PREDICTOR_JUDGE,
+           wrong_answer: str | None = None) -> None:  # fmt: skip
     """One HTTP answer into ``stats``, judged: a 5xx is a server error, a client error of the application
-    must carry its ``{"error"}`` body."""
-    route = route_of(path)
+    must carry its ``{"error"}`` body; ``wrong_answer``: why the answer is not the one due (the caller's
+    judgement, e.g. an ingestion without the token answered other than 401)."""
+    route = judge.route_of(path)
     stats.record(
         source, family, route, status, content, error=error, seconds=seconds, body_bytes=body_bytes,
         evidence=evidence, server_error=status is not None and status >= 500,
-        bad_error_body=bad_error_body(status, route, content), retried=retried,
-        silence_is_failure=silence_is_failure,
+        bad_error_body=bad_error_body(status, route, content, judge.error_statuses, judge.unchecked_routes),
+        retried=retried, silence_is_failure=silence_is_failure, wrong_answer=wrong_answer,
+    )  # fmt: skip
+
+
+def send(sender: Sender, request: Request) -> Outcome:
+    """``sender.send(request)``; a request the client library refuses to send is an outcome too."""
+    try:
+        return sender.send(request)
+    except Exception as exc:  # a request the client library refuses to send: a bug of this script
+        sender.close()
+        return Outcome(None, error=f"client error {type(exc).__name__}: {exc}"[:200])
+
+
+def record_outcome(stats: Stats, request: Request, outcome: Outcome, judge: Judge = PREDICTOR_JUDGE,
+                   wrong_answer: str | None = None) -> None:  # fmt: skip
+    """A generated request's outcome into ``stats`` (no answer is a failure unless the client broke HTTP)."""
+    record(
+        stats, "hypothesis", request.family, request.path, outcome.status, outcome.body, error=outcome.error,
+        seconds=outcome.seconds, body_bytes=len(request.body), evidence=request.describe,
+        retried=outcome.retried, judge=judge, wrong_answer=wrong_answer,
+        silence_is_failure=not acceptable_without_response(request.family, request.mode, outcome.error),
     )  # fmt: skip
 
 
 def send_and_record(stats: Stats, sender: Sender, request: Request) -> None:
-    try:
-        outcome = sender.send(request)
-    except Exception as exc:  # a request the client library refuses to send: a bug of this script
-        sender.close()
-        outcome = Outcome(None, error=f"client error {type(exc).__name__}: {exc}"[:200])
-    record(
-        stats, "hypothesis", request.family, request.path, outcome.status, outcome.body, error=outcome.error,
-        seconds=outcome.seconds, body_bytes=len(request.body), evidence=request.describe,
-        retried=outcome.retried,
-        silence_is_failure=not acceptable_without_response(request.family, request.mode, outcome.error),
-    )  # fmt: skip
+    record_outcome(stats, request, send(sender, request))
 
 
 def fuzz_http(base_url: str, stats: Stats, requests: int, seed: int, concurrency: int, max_request_bytes: int,

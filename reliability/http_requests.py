@@ -1,11 +1,17 @@
 """The families of hostile HTTP requests, as hypothesis strategies of :class:`~reliability.http_client.Request`:
 random V2 JSON documents, the binary tensor extension with lying lengths, deep nesting, bodies above the
 limit, wrong content types, random bytes, ``/predict`` bodies, byte-level damage to valid bodies, random
-paths and methods, malformed HTTP framing. :func:`families` lists them with their share of a run."""
+paths and methods, malformed HTTP framing. :func:`families` lists them with their share of a run.
+
+The families that do not depend on what a route takes (content types, random bytes, any JSON, damaged
+valid bodies, deep nesting, oversized bodies, HTTP framing) take the :class:`Routes` they aim at: the
+predictor's (:data:`PREDICTOR`) or another server's (the transformer's, :mod:`reliability.transformer_requests`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import numpy as np
@@ -36,6 +42,29 @@ from reliability.target import (
 )
 
 SCORING_PATHS = st.sampled_from([INFER, INFER_VERSIONED, PREDICT])
+Headers = tuple[tuple[str, str | bytes], ...]
+
+
+def _no_headers(path: str) -> Headers:
+    return ()
+
+
+@dataclass(frozen=True)
+class Routes:
+    """What the route-independent families aim at: the routes that take a body (``paths``), a well-formed
+    body for each (``valid_body``), the headers a valid request of the route carries besides its
+    Content-Type (``headers``: a bearer token, say), a valid document's JSON text with random values
+    (``document(draw, path)``, the text the mutations damage), and the key whose repetition
+    (``{"key": junk, ...}``) a duplicate-key mutation puts first (``dup_key``)."""
+
+    paths: tuple[str, ...]
+    valid_body: Callable[[str], bytes]
+    document: Callable[[st.DrawFn, str], str]
+    dup_key: Callable[[str], str]
+    headers: Callable[[str], Headers] = _no_headers
+
+    def path(self, draw: st.DrawFn) -> str:
+        return draw(st.sampled_from(self.paths))
 
 
 def pick_path(draw: st.DrawFn, versioned_share: float = 0.4) -> str:
@@ -155,7 +184,8 @@ def v2_binary(draw: st.DrawFn) -> Request:
 
 
 @st.composite
-def deep_nesting(draw: st.DrawFn) -> Request:
+def deep_nesting(draw: st.DrawFn, routes: Routes | None = None) -> Request:
+    routes = routes or PREDICTOR
     depth = draw(
         st.sampled_from([1_000, 1_023, 1_024, 1_025, 2_048, 10_000, 10_000, 100_000]) | st.integers(1, 20_000)
     )
@@ -171,11 +201,10 @@ def deep_nesting(draw: st.DrawFn) -> Request:
     elif kind == "mixed":
         open_, close = '[{"a":' * (depth // 2), "}]" * (depth // 2)
     nested = open_ + "1" + close
-    path = pick_path(draw)
-    headers: tuple[tuple[str, str | bytes], ...] = (("Content-Type", "application/json"),)
+    path = pick_path(draw)  # the V2 kinds: every server here serves V2 infer
     if kind in ("lists", "objects", "mixed"):
         text = nested
-        path = draw(st.sampled_from([path, PREDICT]))
+        path = routes.path(draw)
     elif kind == "in-data":
         text = f'{{"inputs":[{{"name":"features","shape":[1,{WIDTH}],"datatype":"FP32","data":{nested}}}]}}'
     elif kind == "in-shape":
@@ -183,10 +212,10 @@ def deep_nesting(draw: st.DrawFn) -> Request:
     elif kind == "in-parameters":
         text = f'{{"inputs":[],"parameters":{{"binary_data_output":{nested}}}}}'
     elif kind == "in-features":
-        text, path = f'{{"features":{nested}}}', PREDICT
+        text, path = f'{{"features":{nested}}}', routes.path(draw)
     elif kind == "unclosed":
         text = open_
-        path = draw(st.sampled_from([path, PREDICT]))
+        path = routes.path(draw)
     else:
         header = f'{{"inputs":[{{"name":"features","shape":[1,{WIDTH}],"datatype":"FP32","parameters":{nested}}}]}}'
         body = header.encode() + b"\x00" * 4 * WIDTH
@@ -194,10 +223,13 @@ def deep_nesting(draw: st.DrawFn) -> Request:
             "deep-nesting", "POST", path, body,
             (("Inference-Header-Content-Length", str(len(header))), ("Content-Type", "application/octet-stream")),
         )  # fmt: skip
+    headers = (("Content-Type", "application/json"), *routes.headers(path))
     return Request("deep-nesting", "POST", path, text.encode(), headers)
 
 
-def oversized(limit: int) -> st.SearchStrategy[Request]:
+def oversized(limit: int, routes: Routes | None = None) -> st.SearchStrategy[Request]:
+    routes = routes or PREDICTOR
+
     @st.composite
     def build(draw: st.DrawFn) -> Request:
         near = draw(st.integers(0, 99)) < 10
@@ -207,8 +239,8 @@ def oversized(limit: int) -> st.SearchStrategy[Request]:
             else draw(st.sampled_from([limit + 1, 2 * limit]) | st.integers(limit + 1, int(2.5 * limit)))
         )
         kind = draw(st.sampled_from(["padded-json", "long-array", "filler", "binary"]))
-        path = draw(SCORING_PATHS)
-        headers: list[tuple[str, str | bytes]] = [("Content-Type", "application/json")]
+        path = routes.path(draw)
+        headers: list[tuple[str, str | bytes]] = [("Content-Type", "application/json"), *routes.headers(path)]
         if kind == "padded-json":
             prefix = b'{"features":[' + b"1.0," * (WIDTH - 1) + b"1.0]"
             body = prefix + b" " * max(0, size - len(prefix) - 1) + b"}"
@@ -225,6 +257,7 @@ def oversized(limit: int) -> st.SearchStrategy[Request]:
             headers = [
                 ("Inference-Header-Content-Length", str(len(header))),
                 ("Content-Type", "application/octet-stream"),
+                *routes.headers(path),
             ]
         mode = "chunked" if draw(st.integers(0, 99)) < 25 else "length"
         chunk = draw(st.sampled_from([1_024, 16_384, 65_536, 262_144]))
@@ -245,10 +278,19 @@ def valid_body(path: str) -> bytes:
     return to_bytes(VALID_PREDICT if path == PREDICT else VALID_V2)
 
 
+PREDICTOR = Routes(
+    paths=(INFER, INFER_VERSIONED, PREDICT),
+    valid_body=valid_body,
+    document=lambda draw, path: predictor_document(draw, path),
+    dup_key=lambda path: '"features"' if path == PREDICT else '"inputs"',
+)
+
+
 @st.composite
-def content_types(draw: st.DrawFn) -> Request:
-    path = draw(SCORING_PATHS)
-    valid = valid_body(path)
+def content_types(draw: st.DrawFn, routes: Routes | None = None) -> Request:
+    routes = routes or PREDICTOR
+    path = routes.path(draw)
+    valid = routes.valid_body(path)
     body = draw(
         st.sampled_from(
             [valid, b"\xef\xbb\xbf" + valid, valid.decode().encode("utf-16"), valid.decode().encode("utf-32"),
@@ -265,15 +307,16 @@ def content_types(draw: st.DrawFn) -> Request:
         )
         | st.text(st.characters(exclude_characters="\r\n"), max_size=30).map(lambda t: t.encode("utf-8", "surrogatepass"))
     )  # fmt: skip
-    headers: list[tuple[str, str | bytes]] = [("Content-Type", content_type)]
+    headers: list[tuple[str, str | bytes]] = [("Content-Type", content_type), *routes.headers(path)]
     if draw(st.integers(0, 99)) < 20:
         headers.append(("Content-Encoding", draw(st.sampled_from(["gzip", "br", "deflate", "identity"]))))
     return Request("content-type", "POST", path, body, tuple(headers))
 
 
 @st.composite
-def random_bodies(draw: st.DrawFn) -> Request:
-    path = draw(SCORING_PATHS)
+def random_bodies(draw: st.DrawFn, routes: Routes | None = None) -> Request:
+    routes = routes or PREDICTOR
+    path = routes.path(draw)
     codec = draw(st.sampled_from(["utf-8", "utf-16", "latin-1", "surrogates"]))
     if draw(st.booleans()):
         body = draw(st.binary(max_size=2048))
@@ -286,16 +329,17 @@ def random_bodies(draw: st.DrawFn) -> Request:
             "Content-Type",
             draw(st.sampled_from(["application/json", "application/octet-stream", "text/plain"])),
         ),
+        *routes.headers(path),
     )
     return Request("random-bytes", "POST", path, body, headers)
 
 
 @st.composite
-def any_document(draw: st.DrawFn) -> Request:
-    path = draw(SCORING_PATHS)
-    return Request(
-        "any-json", "POST", path, to_bytes(draw(any_json)), (("Content-Type", "application/json"),)
-    )
+def any_document(draw: st.DrawFn, routes: Routes | None = None) -> Request:
+    routes = routes or PREDICTOR
+    path = routes.path(draw)
+    headers = (("Content-Type", "application/json"), *routes.headers(path))
+    return Request("any-json", "POST", path, to_bytes(draw(any_json)), headers)
 
 
 @st.composite
@@ -338,14 +382,20 @@ def predict_requests(draw: st.DrawFn) -> Request:
     return Request("predict", "POST", PREDICT, to_bytes(payload, ascii_only=draw(st.booleans())), headers)
 
 
-@st.composite
-def text_mutations(draw: st.DrawFn) -> Request:
-    """A valid body, then byte-level damage: NaN literals, truncation, duplicate keys, stray bytes."""
-    path = draw(SCORING_PATHS)
+def predictor_document(draw: st.DrawFn, path: str) -> str:
+    """A valid ``/predict`` or V2 body of 1-4 random rows, as JSON text."""
     rows = draw(st.integers(1, 4))
     matrix = [draw(cells(WIDTH, 0)) for _ in range(rows)]
-    text = dump({"features": matrix if rows > 1 else matrix[0]} if path == PREDICT else
+    return dump({"features": matrix if rows > 1 else matrix[0]} if path == PREDICT else
                 {"inputs": [{"name": "features", "shape": [rows, WIDTH], "datatype": "FP32", "data": matrix}]})  # fmt: skip
+
+
+@st.composite
+def text_mutations(draw: st.DrawFn, routes: Routes | None = None) -> Request:
+    """A valid body, then byte-level damage: NaN literals, truncation, duplicate keys, stray bytes."""
+    routes = routes or PREDICTOR
+    path = routes.path(draw)
+    text = routes.document(draw, path)
     numbers = [m.span() for m in re.finditer(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", text)]
     for _ in range(draw(st.integers(1, 3))):
         action = draw(
@@ -373,7 +423,7 @@ def text_mutations(draw: st.DrawFn) -> Request:
                 + text[position + 1 :]
             )
         elif action == "dup-key":
-            key = '"features"' if path == PREDICT else '"inputs"'
+            key = routes.dup_key(path)
             text = "{" + key + ":" + draw(st.sampled_from(["null", "[]", "1", '"x"', "{}"])) + "," + text[1:]
         elif action == "bom":
             text = "\ufeff" + text
@@ -387,7 +437,7 @@ def text_mutations(draw: st.DrawFn) -> Request:
             text = (
                 draw(st.sampled_from([" ", "\n", "\t", "\x0b", "\u00a0"])) * draw(st.integers(1, 1000)) + text
             )
-    headers = (("Content-Type", "application/json"),)
+    headers = (("Content-Type", "application/json"), *routes.headers(path))
     return Request("text-mutation", "POST", path, text.encode("utf-8", "surrogatepass"), headers)
 
 
@@ -429,10 +479,11 @@ def paths_and_methods(draw: st.DrawFn) -> Request:
 
 
 @st.composite
-def http_framing(draw: st.DrawFn) -> Request:
+def http_framing(draw: st.DrawFn, routes: Routes | None = None) -> Request:
     """Malformed HTTP, sent raw on a new connection: bad Content-Length, smuggling-style headers, bad chunks."""
-    path = draw(SCORING_PATHS)
-    valid = valid_body(path)
+    routes = routes or PREDICTOR
+    path = routes.path(draw)
+    valid = routes.valid_body(path)
     kind = draw(
         st.sampled_from(
             ["cl-junk", "cl-short", "cl-long-half-close", "cl-and-te", "cl-twice", "bad-chunk", "chunk-no-end",
@@ -440,7 +491,10 @@ def http_framing(draw: st.DrawFn) -> Request:
              "header-no-colon", "obs-fold", "expect-continue", "lf-only"]
         )
     )  # fmt: skip
-    host = b"Host: fuzz\r\nConnection: close\r\n"
+    host = b"Host: fuzz\r\nConnection: close\r\n" + b"".join(
+        f"{name}: ".encode() + (value if isinstance(value, bytes) else value.encode("latin-1")) + b"\r\n"
+        for name, value in routes.headers(path)
+    )
     start = f"POST {path} HTTP/1.1\r\n".encode() + host
     half_close = False
     if kind == "cl-junk":
@@ -499,9 +553,7 @@ def http_framing(draw: st.DrawFn) -> Request:
     elif kind == "expect-continue":
         raw = start + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(valid) + valid
     else:
-        raw = (
-            f"POST {path} HTTP/1.1\nHost: fuzz\nConnection: close\nContent-Length: {len(valid)}\n\n"
-        ).encode() + valid
+        raw = (start + b"Content-Length: %d\r\n\r\n" % len(valid)).replace(b"\r\n", b"\n") + valid
     return Request("http-framing", "POST", path, raw, mode="raw", half_close=half_close)
 
 

@@ -98,6 +98,7 @@ def say(message: str) -> None:
 class Request:
     path: str
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()  # besides Host, Content-Type and Content-Length
 
 
 def predict_body(row: np.ndarray) -> bytes:
@@ -391,6 +392,7 @@ class Record:
     path: str
     new_connection: bool
     start: float
+    request: int = -1  # its index in the client's requests
     sent: float | None = None
     end: float = 0.0
     outcome: str = ""
@@ -399,8 +401,9 @@ class Record:
 
 
 def raw_request(request: Request, host: str) -> bytes:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in request.headers)
     return (
-        f"POST {request.path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"POST {request.path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{extra}"
         f"Content-Length: {len(request.body)}\r\n\r\n"
     ).encode() + request.body
 
@@ -424,12 +427,13 @@ class KeepAliveClient:
     """``connections`` keep-alive connections, each sending its next request as soon as the previous one ends
     (a closed loop), recording every request. A connection the server closed while idle is noticed before
     the next request is written, as a careful client does (counted in ``stale_connections``); one closed
-    just after the write is a failure of that request, recorded as such."""
+    just after the write is a failure of that request, recorded as such. Connection ``slot`` sends requests
+    ``slot``, ``slot + connections``, ... (cycling); a 200 is ``ok`` when its body holds ``ok_body``."""
 
-    def __init__(
-        self, host: str, port: int, requests: list[Request], connections: int, timeout: float
-    ) -> None:
+    def __init__(self, host: str, port: int, requests: list[Request], connections: int, timeout: float,
+                 ok_body: bytes = b"probability") -> None:  # fmt: skip
         self.host, self.port, self.timeout = host, port, timeout
+        self.ok_body = ok_body
         self.raw = [(r.path, raw_request(r, f"{host}:{port}")) for r in requests]
         self.connections = connections
         self.records: list[Record] = []
@@ -440,13 +444,14 @@ class KeepAliveClient:
         reader = writer = None
         index = slot
         while not self.stop.is_set():
-            path, raw = self.raw[index % len(self.raw)]
+            position = index % len(self.raw)
+            path, raw = self.raw[position]
             index += self.connections
             if writer is not None and (reader.at_eof() or writer.is_closing()):
                 self.stale_connections += 1
                 writer.close()
                 reader = writer = None
-            record = Record(slot, path, writer is None, time.monotonic())
+            record = Record(slot, path, writer is None, time.monotonic(), position)
             self.records.append(record)
             if writer is None:
                 try:
@@ -476,7 +481,7 @@ class KeepAliveClient:
                 record.status = status
                 if status != 200:
                     record.outcome = "status"
-                elif b"probability" not in body:
+                elif self.ok_body not in body:
                     record.outcome = "bad_body"
                 else:
                     record.outcome = "ok"
@@ -674,14 +679,17 @@ def classify(records: list[Record], t0: float) -> dict[str, object]:
     }
 
 
-async def _shutdown_under_load(
+async def shutdown_under_load(
     process: subprocess.Popen,
     port: int,
     spec: ShutdownSpec,
     requests: list[Request],
     stall_body: Request | None,
+    ok_body: bytes = b"probability",
 ) -> tuple[KeepAliveClient, float, float, float | None, float | None, str | None]:
-    client = KeepAliveClient("127.0.0.1", port, requests, spec.connections, timeout=spec.grace + 30)
+    client = KeepAliveClient(
+        "127.0.0.1", port, requests, spec.connections, timeout=spec.grace + 30, ok_body=ok_body
+    )
     load = asyncio.create_task(client.run())
     stall_task = None
     stall_sent: list[float] = []
@@ -731,16 +739,32 @@ def shutdown_experiment(
     with server(model, workdir, *args) as srv:
         check_answers(srv.url, requests[:PREDICT_EVERY])
         port = int(srv.url.rsplit(":", 1)[1])
-        client, t0, t0_wall, exited, gone, stalled = asyncio.run(
-            _shutdown_under_load(srv.process, port, spec, requests, stall_body)
-        )
-        survivors = group_pids(srv.process.pid)
-        if survivors:
-            kill_group(srv.process.pid)
-        exit_code = srv.process.poll()
-        if exit_code is None:
-            kill_group(srv.process.pid)
+        run = asyncio.run(shutdown_under_load(srv.process, port, spec, requests, stall_body))
+        survivors, exit_code = reap(srv.process)
         logs = srv.logs()
+    return judge_shutdown(spec, run, survivors, exit_code, logs, exit_tolerance)
+
+
+def reap(process: subprocess.Popen) -> tuple[list[int], int | None]:
+    """What is left of a server's process group (then killed), and the parent's exit code (None: it was
+    still running, and is killed)."""
+    survivors = group_pids(process.pid)
+    if survivors:
+        kill_group(process.pid)
+    exit_code = process.poll()
+    if exit_code is None:
+        kill_group(process.pid)
+    return survivors, exit_code
+
+
+def judge_shutdown(
+    spec: ShutdownSpec, run: tuple, survivors: list[int], exit_code: int | None, logs: str,
+    exit_tolerance: float = 2.0,
+) -> ShutdownResult:  # fmt: skip
+    """The :class:`ShutdownResult` of a run of :func:`shutdown_under_load` and its checks: every request in
+    flight at the SIGTERM answered 200, none failed before it, none reset on a kept-alive connection after
+    it, the exit within the grace period with code 0 and nothing left, new connections not held."""
+    client, t0, t0_wall, exited, gone, stalled = run
     split = classify(client.records, t0)
     in_flight: Counter = split["in_flight"]
 
@@ -1090,11 +1114,16 @@ def main(argv: list[str] | None = None) -> int:
         failures.append("interrupted")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    return write_report(report, failures, args.json)
+
+
+def write_report(report: dict, failures: list[str], path: Path) -> int:
+    """``report`` with its ``failures`` and ``passed`` as JSON at ``path``; the exit code (1: a failure)."""
     report["failures"] = failures
     report["passed"] = not failures
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    say(f"results in {args.json}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    say(f"results in {path}")
     if failures:
         say("FAILED: " + "; ".join(failures))
         return 1

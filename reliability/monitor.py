@@ -1,6 +1,7 @@
 """The server's side of a fuzz run, whatever protocol the requests used: its memory (RSS of the server
 process and every descendant), its worker PIDs and its liveness sampled throughout (:class:`Monitor`), and
-its own account afterwards — ``credit_risk_requests_total`` from ``/metrics`` and the tracebacks in its log.
+its own account afterwards — its requests counter (``credit_risk_requests_total``, the transformer's
+``credit_risk_transformer_requests_total``) from ``/metrics`` and the tracebacks in its log.
 :class:`ServerWatch` brackets a run with them and says what failed."""
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ def live_status(base_url: str, timeout: float = 5.0) -> tuple[int | None, float]
     return status, time.perf_counter() - started
 
 
-_REQUESTS_SAMPLE = re.compile(r"^credit_risk_requests_total\{(.*)\}\s+([0-9.eE+-]+)$", re.MULTILINE)
+REQUESTS_METRIC = "credit_risk_requests_total"  # the predictor's requests counter
 
 
-def server_side_statuses(base_url: str) -> Counter[str]:
-    """``credit_risk_requests_total`` by "status route" from ``/metrics`` (aggregated over the workers): what
-    the server counted, including answers no client received (a client that disconnected mid-body)."""
+def server_side_statuses(base_url: str, metric: str = REQUESTS_METRIC) -> Counter[str]:
+    """``metric`` (a counter labelled ``route`` and ``status_code``) by "status route" from ``/metrics``
+    (aggregated over the workers): what the server counted, including answers no client received (a client
+    that disconnected mid-body)."""
     text = http("GET", base_url + "/metrics", timeout=30).body.decode()
+    sample = re.compile(rf"^{re.escape(metric)}\{{(.*)\}}\s+([0-9.eE+-]+)$", re.MULTILINE)
     counts: Counter[str] = Counter()
-    for labels, value in _REQUESTS_SAMPLE.findall(text):
+    for labels, value in sample.findall(text):
         parsed = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels))
         counts[f"{parsed.get('status_code')} {parsed.get('route')}"] += int(float(value))
     return counts
@@ -113,15 +116,15 @@ class ServerWatch:
     server, memory growth (end or peak minus start) above ``memory_bound_mb``."""
 
     def __init__(self, base_url: str, server_pid: int, memory_bound_mb: float,
-                 server_log: Callable[[], str] | None = None) -> None:  # fmt: skip
-        self.base_url, self.server_pid = base_url, server_pid
+                 server_log: Callable[[], str] | None = None, metric: str = REQUESTS_METRIC) -> None:  # fmt: skip
+        self.base_url, self.server_pid, self.metric = base_url, server_pid, metric
         self.memory_bound_mb = memory_bound_mb
         self.server_log = server_log
         self.failures: list[str] = []
 
     def start(self) -> None:
         self.tracebacks_before = self.server_log().count("Traceback") if self.server_log else 0
-        self.counted_before = server_side_statuses(self.base_url)
+        self.counted_before = server_side_statuses(self.base_url, self.metric)
         self.monitor = Monitor(self.base_url, self.server_pid)
         baseline = [self.monitor.total_rss()[0] for _ in range(3) if time.sleep(0.2) is None]
         self.start_mb = float(np.median(baseline))
@@ -141,7 +144,7 @@ class ServerWatch:
         server_alive = Path(f"/proc/{server_pid}").exists() and "serving" in cmdline(server_pid)
         cpu_after = {pid: _cpu_seconds(pid) for pid in initial_workers}
         time.sleep(1.0)  # workers flush their per-request counters to the shared metrics files
-        counted = server_side_statuses(self.base_url) - self.counted_before
+        counted = server_side_statuses(self.base_url, self.metric) - self.counted_before
         server_side_5xx = {k: v for k, v in sorted(counted.items()) if k.startswith("5")}
         tail = self.server_log() if self.server_log else ""
         new_tracebacks = tail.count("Traceback") - self.tracebacks_before if self.server_log else None
@@ -172,7 +175,7 @@ class ServerWatch:
                 "5xx_counted_in_metrics": server_side_5xx,
                 "413_counted_as_unmatched": counted.get("413 unmatched", 0),
                 "tracebacks_logged": new_tracebacks,
-                "what": "credit_risk_requests_total deltas over the run (status route), from /metrics; "
+                "what": f"{self.metric} deltas over the run (status route), from /metrics; "
                 "tracebacks: 'Traceback' lines the server logged during the run",
             },
             "liveness": {
