@@ -21,7 +21,7 @@ help:
 	@echo "make bench-rollout  seconds from moving champion to every replica on the new version, and back (containers)"
 	@echo "make monitoring-snapshot  draw the Grafana dashboard from a real run (docs/images/dashboard-snapshot.png)"
 	@echo "make monitoring-generate  regenerate the dashboard JSON and the promtool unit tests"
-	@echo "make reliability  fuzz (10,000 hostile requests), 60 s load on 2 workers, SIGTERM under load (docs/reliability.md)"
+	@echo "make reliability  fuzz (10,000 hostile requests), 60 s load on 2 workers, SIGTERM under load; the same for the transformer (docs/reliability.md)"
 	@echo "make lock         re-pin the image's hashed requirement set (requirements/serve.lock) from pyproject.toml"
 	@echo "make clean        remove local MLflow runs, exported models and reports"
 
@@ -80,6 +80,8 @@ monitoring-generate: $(STAMP)
 reliability: $(STAMP)
 	$(PY) reliability/fuzz.py
 	$(PY) reliability/load.py
+	$(PY) reliability/fuzz_transformer.py
+	$(PY) reliability/load_transformer.py
 
 clean:
 	rm -rf mlruns artifacts reports

@@ -148,17 +148,17 @@ def test_a_conflict_writes_nothing_of_its_batch(transformer: Transformer, store:
     assert stored(store.url)[customer] == {first["TransactionId"]: first["Amount"]}
 
 
-@pytest.mark.xfail(strict=True, reason="serving/ bug (reported): ingestion accepts Amounts whose features are "
-                   "beyond float32, after which every /score of the customer is a 400")  # fmt: skip
 def test_an_accepted_history_can_always_be_scored(transformer: Transformer, tmp_path: Path) -> None:
-    """Found by the fuzz (``scorable`` in its report): ``/v1/transactions`` takes any finite Amount, but
-    the features of a history holding an Amount beyond float32 (or whose total overflows) cannot be
-    scored, so every later ``/score`` of that customer — a legitimate transaction — answers 400 naming
-    ``total_transaction_amount``. Either the ingestion refuses such an Amount, or scoring copes."""
+    """Found by the fuzz (``scorable`` in its report): ``/v1/transactions`` took any finite Amount, and
+    the features of a history holding an Amount beyond float32 (or whose total overflows) could not be
+    scored, so every later ``/score`` of that customer — a legitimate transaction — answered 400. Amounts
+    beyond ±1e12 are now refused (training's rule too), so an accepted history can always be scored."""
     customer = "CustomerId_beyond_float32"
     auth = {"Authorization": f"Bearer {transformer.token}"}
     accepted = _ingest(
         transformer, json.dumps([transaction(customer, 0, Amount=1e39, Value=1e39)]).encode(), auth
     )
-    scored = http("POST", f"{transformer.url}/score", transaction(customer, 1)).status
-    assert accepted != 200 or scored == 200
+    assert accepted == 400
+    largest = [transaction(customer, i, Amount=sign * 1e12, Value=1e12) for i, sign in enumerate((1, -1, 1))]
+    assert _ingest(transformer, json.dumps(largest).encode(), auth) == 200
+    assert http("POST", f"{transformer.url}/score", transaction(customer, 5)).status == 200
