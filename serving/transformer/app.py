@@ -31,10 +31,21 @@ from typing import Any, Literal
 import grpc
 import orjson
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
+from kserve.protocol.rest.v2_datamodels import InferenceRequest, InferenceResponse
 from starlette.routing import Route
 
+from credit_features import records
+from credit_features.schema import (
+    AMOUNT_COLUMNS,
+    AMOUNT_LIMIT,
+    INTEGER_COLUMNS,
+    PRODUCT_CATEGORIES,
+    RAW_COLUMNS,
+    TIME_COLUMN,
+)
 from serving import SERVER_NAME, __version__
-from serving.app import add_error_handlers, json_response, read_infer_request
+from serving.app import ERROR_RESPONSES, add_error_handlers, json_response, read_infer_request
 from serving.errors import InvalidRequest, ModelNotFound, ServingError
 from serving.limits import Connections, LimitsMiddleware
 from serving.metrics import RequestMetricsMiddleware
@@ -179,9 +190,92 @@ def create_app(
     if role in ("all", "ingest"):
         app.router.routes.append(Route("/v1/transactions", ingest, methods=["POST"]))
     add_error_handlers(app)
+    app.openapi = lambda: _openapi(app, transformer, role)  # type: ignore[method-assign]
     app.add_middleware(LimitsMiddleware, connections=connections, max_request_bytes=settings.max_request_bytes,
                        body_timeout_seconds=settings.body_timeout_seconds)  # fmt: skip
     app.add_middleware(
         RequestMetricsMiddleware, metrics=lambda: transformer.metrics, default_model=transformer.name
     )
     return app
+
+
+# ---------------------------------------------------------------------------------------------- OpenAPI
+
+
+def transaction_schema() -> dict[str, Any]:
+    """A raw Xente transaction as ``/score`` and ``/v1/transactions`` take it (the rules of
+    :mod:`credit_features.records`, as far as JSON Schema can say them)."""
+    properties: dict[str, Any] = {}
+    for name in RAW_COLUMNS:
+        if name in AMOUNT_COLUMNS:
+            properties[name] = {"type": "number", "minimum": 0 if name == "Value" else -AMOUNT_LIMIT,
+                                "maximum": AMOUNT_LIMIT}  # fmt: skip
+        elif name in INTEGER_COLUMNS:
+            properties[name] = {"type": "integer", **({"enum": [0, 1]} if name == "FraudResult" else {})}
+        elif name == "ProductCategory":
+            properties[name] = {"type": "string", "enum": list(PRODUCT_CATEGORIES)}
+        elif name == TIME_COLUMN:
+            properties[name] = {"type": "string", "format": "date-time", "example": records.TIME_EXAMPLE}
+        else:
+            properties[name] = {"type": "string", "minLength": 1, "pattern": r"\S"}
+    return {"type": "object", "required": list(records.REQUIRED_FIELDS), "properties": properties,
+            "additionalProperties": False}  # fmt: skip
+
+
+def _openapi(app: FastAPI, transformer: TransactionTransformer, role: Role) -> dict[str, Any]:
+    """FastAPI's document for the API routes plus the plain Starlette ones: /score, /v1/transactions and
+    V2 infer (kserve's InferenceRequest/InferenceResponse schemas), with their error answers."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title, version=app.version, routes=app.routes,
+        description="Credit-risk transformer: raw Xente transactions scored with features from the online "
+        "feature store, by the predictor behind it.",
+    )  # fmt: skip
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Transaction"] = transaction_schema()
+    one = {"$ref": "#/components/schemas/Transaction"}
+    many = {"type": "array", "items": one, "minItems": 1, "maxItems": transformer.settings.max_batch_rows}
+    paths = document["paths"]
+    answer = {"type": "object", "required": ["transaction_id", "probability", "risk_level", "decision",
+                                             "model_version", "first_seen", "features"]}  # fmt: skip
+    failures = {k: v for k, v in ERROR_RESPONSES.items() if k != "404"}
+    if role in ("all", "score"):
+        for schema_type in (InferenceRequest, InferenceResponse):
+            schema = schema_type.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[schema_type.__name__] = schema
+        paths["/score"] = {"post": {
+            "tags": ["scoring"], "summary": "Score one raw transaction, or a list", "operationId": "score",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [one, many]}}}},
+            "responses": {"200": {"description": "one answer per transaction (a list for a list)", "content": {
+                "application/json": {"schema": {"oneOf": [answer, {"type": "array", "items": answer}]}}}},
+                **failures},
+        }}  # fmt: skip
+        paths["/v2/models/{model_name}/infer"] = {"post": {
+            "tags": ["V2"], "summary": "Infer on raw transaction tensors (one per Xente field)", "operationId": "infer",
+            "parameters": [{"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}}}},
+            "responses": {"200": {"description": "the decisions (and, if asked, the features)", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/InferenceResponse"}}}},
+                **ERROR_RESPONSES},
+        }}  # fmt: skip
+    if role in ("all", "ingest"):
+        document["components"]["securitySchemes"] = {"producer": {"type": "http", "scheme": "bearer"}}
+        paths["/v1/transactions"] = {"post": {
+            "tags": ["ingestion"], "summary": "Ingest completed transactions (idempotent by TransactionId)",
+            "operationId": "ingest", "security": [{"producer": []}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": many}}},
+            "responses": {
+                "200": {"description": "received, added and already stored", "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["received", "added", "duplicates"]}}}},
+                "401": {"description": "no bearer token, or not the producer's", "content": ERROR_RESPONSES["400"]["content"]},
+                "403": {"description": "ingestion is disabled (no token file)", "content": ERROR_RESPONSES["400"]["content"]},
+                "409": {"description": "a TransactionId already stored with another amount; nothing written",
+                        "content": ERROR_RESPONSES["400"]["content"]},
+                **failures,
+            },
+        }}  # fmt: skip
+    app.openapi_schema = document
+    return document

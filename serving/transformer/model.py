@@ -24,6 +24,8 @@ itself — not plus the other transactions of the same batch, which are not comp
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -177,6 +179,9 @@ class TransactionTransformer(Model):
             log.info("ready: feature store %s answers", self.store.url)
         self._store_up(True)
         self.ready = True
+        if not self.version:  # metadata names it before the first score does; never holds up the probe
+            with contextlib.suppress(TimeoutError):
+                self.version = await asyncio.wait_for(self.predictor.served_version(), 0.5)
         return True
 
     def _store_up(self, up: bool) -> None:

@@ -99,6 +99,10 @@ class Predictor(ABC):
         """Whether the predictor says its model is ready (False when it cannot be reached)."""
 
     @abstractmethod
+    async def served_version(self) -> str:
+        """The model version the predictor's metadata names ("" when it cannot be reached)."""
+
+    @abstractmethod
     async def close(self) -> None: ...
 
     def _scores(self, outputs: dict[str, np.ndarray], version: str, n: int) -> Scores:
@@ -192,6 +196,15 @@ class HttpPredictor(Predictor):
         except (aiohttp.ClientError, TimeoutError):
             return False
 
+    async def served_version(self) -> str:
+        try:
+            async with self.session.get(self.url) as answer:
+                document = orjson.loads(await answer.read()) if answer.status == HTTPStatus.OK else {}
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+            return ""
+        versions = document.get("versions") if isinstance(document, dict) else None
+        return str(versions[0]) if isinstance(versions, list) and versions else ""
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -265,6 +278,15 @@ class GrpcPredictor(Predictor):
         except grpc.aio.AioRpcError:
             return False
         return bool(answer.ready)
+
+    async def served_version(self) -> str:
+        try:
+            answer = await self.stub.ModelMetadata(
+                pb.ModelMetadataRequest(name=self.model_name), timeout=self.timeout_seconds
+            )
+        except grpc.aio.AioRpcError:
+            return ""
+        return answer.versions[0] if answer.versions else ""
 
     async def close(self) -> None:
         if self._channel is not None:

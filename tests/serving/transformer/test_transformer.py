@@ -371,3 +371,29 @@ def test_bad_flags_exit_2_with_one_line(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2 and "--store" in result.stderr and "redis://" in result.stderr
+
+
+def test_openapi_documents_every_route_and_the_transaction(transformer: Transformer) -> None:
+    import jsonschema
+
+    document = json.loads(http("GET", f"{transformer.url}/openapi.json").body)
+    for path in ("/score", "/v1/transactions", "/v2/models/{model_name}/infer", "/v2/health/ready"):
+        assert path in document["paths"], path
+    assert document["paths"]["/v1/transactions"]["post"]["security"] == [{"producer": []}]
+    schema = document["components"]["schemas"]["Transaction"]
+    jsonschema.validate(transaction(), schema)
+    for bad in (transaction(FraudResult=2), transaction(ProductCategory="groceries"), transaction(Amuont=1),
+                transaction(CustomerId=""), transaction(Value=-1)):  # fmt: skip
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+        assert score(transformer, bad)[0] == 400  # the server refuses what the document refuses
+
+
+def test_metadata_names_the_predictors_version_before_any_score(
+    predictor: Server, predictor_host: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    with running_transformer(predictor_host, sqlite_url, workdir=tmp_path) as t:
+        assert http("GET", f"{t.url}/v2/health/ready").status == 200
+        versions = json.loads(http("GET", f"{t.url}/v2/models/credit-risk").body)["versions"]
+        expected = json.loads(http("GET", f"{predictor.url}/v2/models/credit-risk").body)["versions"]
+        assert versions == expected and expected
