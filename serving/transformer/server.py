@@ -5,6 +5,7 @@ ingestion port, in one event loop with the predictor's shutdown that loses no re
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import ssl
@@ -20,6 +21,11 @@ log = logging.getLogger(__name__)
 
 def run(transformer: TransactionTransformer, http: socket.socket, ingest: socket.socket | None) -> None:
     configure_logging()
+    # Everything imported so far (kserve, numpy, grpc, …: about a million objects) lives as long as the
+    # process: out of the collector's sight, a full collection no longer walks it (one took ~50 ms, the p99
+    # of a scoring request at concurrency 8).
+    gc.collect()
+    gc.freeze()
     asyncio.run(_serve(transformer, http, ingest))
 
 
