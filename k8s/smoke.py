@@ -37,11 +37,12 @@ class SmokeFailure(Exception):
     pass
 
 
-def request(method: str, url: str, body: object | None = None, timeout: float = 30) -> tuple[int, str, bytes]:
-    """One HTTP request: status, content type and body, whatever the status."""
+def request(method: str, url: str, body: object | None = None, timeout: float = 30,
+            headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:  # fmt: skip
+    """One HTTP request: status, content type and body, whatever the status. A body is sent as JSON."""
     data = None if body is None else json.dumps(body).encode()
-    headers = {} if body is None else {"Content-Type": "application/json"}
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    sent = ({} if body is None else {"Content-Type": "application/json"}) | (headers or {})
+    req = urllib.request.Request(url, data=data, method=method, headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
             return response.status, response.headers.get("Content-Type", ""), response.read()

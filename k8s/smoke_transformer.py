@@ -34,8 +34,9 @@ import math
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
+
+# The HTTP helpers of k8s/smoke.py, beside this script (it runs by path, so its folder is on sys.path).
+from smoke import SmokeFailure, check, request, wait_until_ok
 
 # The public 26-feature contract, in order (credit_features.schema.FEATURE_NAMES; the deployment tests
 # check this copy against it).
@@ -57,55 +58,13 @@ FIELDS = {"transaction_id", "probability", "risk_level", "decision", "model_vers
 LEVELS = {"low": "approve", "medium": "review", "high": "reject"}
 
 
-class SmokeFailure(Exception):
-    pass
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise SmokeFailure(message)
-
-
-def request(
-    method: str,
-    url: str,
-    body: object | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 30,
-) -> tuple[int, bytes]:
-    data = None if body is None else json.dumps(body).encode()
-    all_headers = ({} if body is None else {"Content-Type": "application/json"}) | (headers or {})
-    req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
 def post_json(url: str, body: object, what: str, headers: dict[str, str] | None = None) -> object:
-    status, raw = request("POST", url, body, headers)
+    status, _, raw = request("POST", url, body, headers=headers)
     check(status == 200, f"{what}: POST {url} answered {status}: {raw[:500]!r}")
     try:
         return json.loads(raw)
     except ValueError as exc:
         raise SmokeFailure(f"{what}: POST {url} did not answer JSON ({exc}): {raw[:500]!r}") from exc
-
-
-def wait_until_ok(url: str, wait: float) -> None:
-    deadline = time.monotonic() + wait
-    last = "no answer"
-    while True:
-        try:
-            status, body = request("GET", url, timeout=5)
-            if status == 200:
-                return
-            last = f"HTTP {status}: {body[:200]!r}"
-        except OSError as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() > deadline:
-            raise SmokeFailure(f"GET {url} did not answer 200 within {wait:.0f}s (last: {last})")
-        time.sleep(1)
 
 
 def close(a: float, b: float) -> bool:
@@ -199,7 +158,7 @@ def run(base: str, ingest: str, token: str, name: str, wait: float) -> None:
     wait_until_ok(f"{base}/v2/health/live", wait)
     wait_until_ok(f"{base}/v2/health/ready", wait)
     print("ok   health    /v2/health/live and /v2/health/ready -> 200")
-    status, raw = request("GET", f"{base}/v2/models/{name}")
+    status, _, raw = request("GET", f"{base}/v2/models/{name}")
     check(
         status == 200 and json.loads(raw).get("name") == name,
         f"metadata: GET /v2/models/{name} -> {status} {raw[:300]!r}",
@@ -249,7 +208,7 @@ def run(base: str, ingest: str, token: str, name: str, wait: float) -> None:
 
     ingest_url = f"{ingest}/v1/transactions"
     for headers, what in (({}, "no token"), ({"Authorization": "Bearer not-the-token"}, "a wrong token")):
-        status, raw = request("POST", ingest_url, [first], headers)
+        status, _, raw = request("POST", ingest_url, [first], headers=headers)
         check(status == 401, f"ingest with {what}: {status}, expected 401: {raw[:300]!r}")
     auth = {"Authorization": f"Bearer {token}"}
     added = post_json(ingest_url, [first], "ingest", auth)
@@ -263,7 +222,7 @@ def run(base: str, ingest: str, token: str, name: str, wait: float) -> None:
     print(f"ok   history   second transaction: count 2, total 1500, std {after['features']['std_transaction_amount']:.3f}"
           f" -> probability {after['probability']:.6f}")  # fmt: skip
 
-    status, raw = request("GET", f"{base}/metrics")
+    status, _, raw = request("GET", f"{base}/metrics")
     check(status == 200, f"metrics: GET /metrics answered {status}")
     text = raw.decode(errors="replace")
     scores = metric_total(
