@@ -1,12 +1,17 @@
-"""Shared fixtures: the real Xente sample, small synthetic data, an isolated MLflow tracking folder."""
+"""Shared fixtures: the real Xente sample, small synthetic data, an isolated MLflow tracking folder, the small
+trained model, and the real predictor process and redis-server the transformer's tests put a transformer in
+front of (one of each per session)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from harness.predictor import Server, TrainedModel, running_server, train_small_model
+from harness.redis import RedisServer, redis_server
 from ml.synthetic import SyntheticSpec, generate_transactions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,3 +38,27 @@ def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    return train_small_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="session")
+def predictor(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(
+        "--model-uri", str(trained.path), "--workers", "1", workdir=tmp_path_factory.mktemp("predictor")
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def predictor_host(predictor: Server) -> str:
+    return predictor.url.removeprefix("http://")
+
+
+@pytest.fixture(scope="session")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server

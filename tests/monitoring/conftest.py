@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.predictor import TrainedModel, train_small_model
-
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -48,11 +46,6 @@ def promtool() -> str:
 @pytest.fixture(scope="session")
 def prometheus_binary() -> str:
     return require_binary("prometheus")
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
-    return train_small_model(tmp_path_factory.mktemp("model"))
 
 
 ROOT = Path(__file__).resolve().parents[2]

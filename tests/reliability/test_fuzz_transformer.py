@@ -25,18 +25,25 @@ MAX_BYTES = 1_000_000
 
 
 @pytest.fixture(scope="module")
-def transformer(predictor_host: str, store: RedisServer, tmp_path_factory) -> Iterator[Transformer]:
+def store_url(redis: RedisServer) -> str:
+    """A database of the session's redis-server for this module alone: the judgement is that the store holds
+    exactly what this fuzz's acknowledged ingestions wrote, so nobody else may write there."""
+    return redis.url.rsplit("/", 1)[0] + "/3"
+
+
+@pytest.fixture(scope="module")
+def transformer(predictor_host: str, store_url: str, tmp_path_factory) -> Iterator[Transformer]:
     folder = tmp_path_factory.mktemp("fuzz-transformer")
     with running_transformer(
-        predictor_host, store.url, "--max-request-bytes", str(MAX_BYTES), workdir=folder
+        predictor_host, store_url, "--max-request-bytes", str(MAX_BYTES), workdir=folder
     ) as t:
         yield t
 
 
 def test_fuzzing_gets_no_server_error_and_the_store_holds_exactly_what_was_acknowledged(
-    transformer: Transformer, store: RedisServer
+    transformer: Transformer, store_url: str
 ) -> None:
-    target = Target(transformer.url, transformer.process.pid, transformer.token, store.url, transformer.logs,
+    target = Target(transformer.url, transformer.process.pid, transformer.token, store_url, transformer.logs,
                     transformer.grpc)  # fmt: skip
     config = FuzzConfig(requests=500, grpc_requests=300, seed=5, concurrency=4, max_request_bytes=MAX_BYTES)
     result = run_transformer_fuzz(target, config, log=lambda _: None)
@@ -123,7 +130,7 @@ REJECTED = [  # (case, batch, Authorization, bytes of padding, status)
                          ids=[c[0] for c in REJECTED])  # fmt: skip
 def test_a_rejected_ingestion_writes_nothing(
     transformer: Transformer,
-    store: RedisServer,
+    store_url: str,
     batch: str,
     authorization: str | None,
     padding: int,
@@ -135,17 +142,17 @@ def test_a_rejected_ingestion_writes_nothing(
         {} if authorization is None else {"Authorization": authorization.replace(TOKEN, transformer.token)}
     )
     assert _ingest(transformer, body, headers) == status
-    assert customer not in stored(store.url)
+    assert customer not in stored(store_url)
 
 
-def test_a_conflict_writes_nothing_of_its_batch(transformer: Transformer, store: RedisServer) -> None:
+def test_a_conflict_writes_nothing_of_its_batch(transformer: Transformer, store_url: str) -> None:
     customer = "CustomerId_conflict_batch"
     first = transaction(customer, 0)
     auth = {"Authorization": f"Bearer {transformer.token}"}
     assert _ingest(transformer, json.dumps([first]).encode(), auth) == 200
     changed = {**first, "Amount": first["Amount"] + 1}
     assert _ingest(transformer, json.dumps([transaction(customer, 1), changed]).encode(), auth) == 409
-    assert stored(store.url)[customer] == {first["TransactionId"]: first["Amount"]}
+    assert stored(store_url)[customer] == {first["TransactionId"]: first["Amount"]}
 
 
 def test_an_accepted_history_can_always_be_scored(transformer: Transformer, tmp_path: Path) -> None:

@@ -33,12 +33,12 @@ def _explain(experiment: dict) -> str:
 
 
 def test_sigterm_under_ingestion_loses_no_acknowledged_transaction(
-    predictor_host: str, store: RedisServer, workdir: Path
+    predictor_host: str, redis: RedisServer, workdir: Path
 ) -> None:
     spec = ShutdownSpec(
         "ingest-sigterm", "parent", workers=1, grace=GRACE, connections=16, rows=5, load_seconds=1.5
     )
-    experiment = ingest_shutdown_experiment(spec, predictor_host, store, workdir, count=6_000)
+    experiment = ingest_shutdown_experiment(spec, predictor_host, redis, workdir, count=6_000)
     shutdown, check = experiment["shutdown"], experiment["store"]
     assert shutdown["in_flight_at_sigterm"] > 0 and shutdown["checks"]["in_flight_all_ok"], _explain(
         experiment
@@ -58,11 +58,11 @@ def test_sigterm_under_ingestion_loses_no_acknowledged_transaction(
 
 
 def test_a_stalled_ingestion_holds_the_exit_for_the_grace_period_and_loses_nothing(
-    predictor_host: str, store: RedisServer, workdir: Path
+    predictor_host: str, redis: RedisServer, workdir: Path
 ) -> None:
     spec = ShutdownSpec("ingest-stalled", "parent", workers=1, grace=STALL_GRACE, connections=8, rows=5,
                         load_seconds=1.0, stall=True)  # fmt: skip
-    experiment = ingest_shutdown_experiment(spec, predictor_host, store, workdir, count=4_000)
+    experiment = ingest_shutdown_experiment(spec, predictor_host, redis, workdir, count=4_000)
     shutdown = experiment["shutdown"]
     assert (
         shutdown["exit_seconds"] is not None

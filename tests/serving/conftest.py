@@ -4,12 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.predictor import TrainedModel, train_small_model
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
-    return train_small_model(tmp_path_factory.mktemp("model"))
+from harness.predictor import TrainedModel
 
 
 @pytest.fixture(scope="session")

@@ -1,34 +1,11 @@
-"""A real predictor process (the small trained model) and a real redis-server, shared by the transformer's
-tests; each test starts its own transformer process in front of them."""
+"""The transformer's tests start their own transformer processes in front of the session's real predictor and
+redis-server (``predictor``, ``predictor_host``, ``redis`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from harness.predictor import Server, TrainedModel, running_server
-from harness.redis import RedisServer, redis_server
-
-
-@pytest.fixture(scope="session")
-def predictor(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(
-        "--model-uri", str(trained.path), workdir=tmp_path_factory.mktemp("predictor")
-    ) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def predictor_host(predictor: Server) -> str:
-    return predictor.url.removeprefix("http://")
-
-
-@pytest.fixture(scope="session")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @pytest.fixture
