@@ -16,9 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from serving.settings import ServingSettings
+from serving.settings import ServingSettings, from_cli
 
 log = logging.getLogger("serving")
 
@@ -41,23 +39,9 @@ def prepare_metrics_dir(settings: ServingSettings) -> Path:
     return folder
 
 
-def parse_settings(argv: list[str]) -> ServingSettings:
-    return ServingSettings(
-        _cli_parse_args=argv,
-        _cli_prog_name="python -m serving",
-        _cli_kebab_case=True,
-        _cli_hide_none_type=True,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = parse_settings(sys.argv[1:] if argv is None else argv)
-    except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]).replace("_", "-")
-            message = error["msg"].removeprefix("Value error, ")
-            print(f"error: --{where}: {message}" if where else f"error: {message}", file=sys.stderr)
+    settings = from_cli(ServingSettings, sys.argv[1:] if argv is None else argv, "python -m serving")
+    if settings is None:
         return 2
     try:
         metrics_dir = prepare_metrics_dir(settings)

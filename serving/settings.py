@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Settings = TypeVar("Settings", bound=BaseSettings)
+
+
+def from_cli(kind: type[Settings], argv: list[str], prog: str) -> Settings | None:
+    """``kind`` from command-line flags (kebab-case) over its environment variables, or None after one
+    ``error: --flag: what is wrong`` line per problem on stderr (the caller exits 2)."""
+    try:
+        return kind(_cli_parse_args=argv, _cli_prog_name=prog, _cli_kebab_case=True, _cli_hide_none_type=True)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]).replace("_", "-")
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"error: --{where}: {message}" if where else f"error: {message}", file=sys.stderr)
+        return None
 
 
 class ServingSettings(BaseSettings):

@@ -15,9 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving.settings import from_cli
 from serving.transformer.settings import TransformerSettings
 
 log = logging.getLogger("serving.transformer")
@@ -47,27 +48,15 @@ def kserve_flags(argv: list[str]) -> list[str]:
     return out
 
 
-def _parse(kind: type[BaseSettings], argv: list[str], prog: str) -> BaseSettings | None:
-    try:
-        return kind(_cli_parse_args=argv, _cli_prog_name=prog, _cli_kebab_case=True, _cli_hide_none_type=True)
-    except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]).replace("_", "-")
-            message = error["msg"].removeprefix("Value error, ")
-            print(f"error: --{where}: {message}" if where else f"error: {message}", file=sys.stderr)
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["backfill"]:
         return backfill_main(argv[1:])
     if argv[:1] == ["serve"]:
         argv = argv[1:]
-    settings = _parse(TransformerSettings, kserve_flags(argv), "python -m serving.transformer")
+    settings = from_cli(TransformerSettings, kserve_flags(argv), "python -m serving.transformer")
     if settings is None:
         return 2
-    assert isinstance(settings, TransformerSettings)
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # one process: plain registries, nothing to aggregate
 
     from serving.server import bind, configure_logging
@@ -108,10 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def backfill_main(argv: list[str]) -> int:
-    settings = _parse(BackfillSettings, argv, "python -m serving.transformer backfill")
+    settings = from_cli(BackfillSettings, argv, "python -m serving.transformer backfill")
     if settings is None:
         return 2
-    assert isinstance(settings, BackfillSettings)
     from credit_features.table import InvalidTransactions
     from serving.server import configure_logging
     from serving.transformer.backfill import backfill
