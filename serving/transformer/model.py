@@ -114,7 +114,6 @@ class Batch:
     transactions: records.Transactions
     features: np.ndarray  # float32 [N, 26]
     first_seen: np.ndarray  # bool [N]
-    request_id: str | None
 
 
 def online_features(transactions: records.Transactions, snapshots: Sequence[Snapshot]) -> np.ndarray:
@@ -209,27 +208,17 @@ class TransactionTransformer(Model):
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
         """Raw transactions (a V2 request, or ``/score``'s list of objects) → features from the store."""
-        request_id = None
-        try:
-            if isinstance(payload, v2.Request):
-                v2.check_requested_outputs(payload, ScoredTransactions.DATATYPES)
-                transactions = transactions_of(payload)
-                request_id = payload.id
-            else:
-                transactions = records.from_records(payload)
-        except records.InvalidTransaction as exc:
-            raise InvalidRequest(str(exc)) from exc
-        if len(transactions) > self.settings.max_batch_rows:
-            raise InvalidRequest(
-                f"the batch has {len(transactions):,} transactions, more than the limit of "
-                f"{self.settings.max_batch_rows:,}: split it"
-            )
+        if isinstance(payload, v2.Request):
+            v2.check_requested_outputs(payload, ScoredTransactions.DATATYPES)
+            transactions = self._check_size(transactions_of(payload))
+        else:
+            transactions = self._records(payload)
         snapshots = await self.lookups.submit(keys_of(transactions))
         features = v2.finite_float32(online_features(transactions, snapshots), FEATURE_NAMES)
         first_seen = np.array([s.history is None for s in snapshots], dtype=bool)
         if first_seen.any():
             self.metrics.first_seen.inc(int(first_seen.sum()))
-        return Batch(transactions, features, first_seen, request_id)
+        return Batch(transactions, features, first_seen)
 
     async def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> tuple[Batch, Scores]:
         try:
@@ -272,16 +261,10 @@ class TransactionTransformer(Model):
     async def ingest(self, payload: object) -> tuple[int, IngestResult]:
         """Validate completed transactions (all of them first), then write them: ``(received, result)``."""
         try:
-            transactions = records.from_records(payload)
-        except records.InvalidTransaction as exc:
+            transactions = self._records(payload)
+        except InvalidRequest:
             self.metrics.ingest_rejected.labels("invalid").inc()
-            raise InvalidRequest(str(exc)) from exc
-        if len(transactions) > self.settings.max_batch_rows:
-            self.metrics.ingest_rejected.labels("invalid").inc()
-            raise InvalidRequest(
-                f"the batch has {len(transactions):,} transactions, more than the limit of "
-                f"{self.settings.max_batch_rows:,}: split it"
-            )
+            raise
         try:
             result = await self._store_call("ingest", self.store.ingest(keys_of(transactions)))
         except IngestConflict as exc:
@@ -290,6 +273,22 @@ class TransactionTransformer(Model):
         self.metrics.added.inc(result.added)
         self.metrics.duplicates.inc(result.duplicates)
         return len(transactions), result
+
+    def _records(self, payload: object) -> records.Transactions:
+        """JSON transaction objects, validated (:class:`InvalidRequest` naming the transaction and field)."""
+        try:
+            transactions = records.from_records(payload)
+        except records.InvalidTransaction as exc:
+            raise InvalidRequest(str(exc)) from exc
+        return self._check_size(transactions)
+
+    def _check_size(self, transactions: records.Transactions) -> records.Transactions:
+        if len(transactions) > self.settings.max_batch_rows:
+            raise InvalidRequest(
+                f"the batch has {len(transactions):,} transactions, more than the limit of "
+                f"{self.settings.max_batch_rows:,}: split it"
+            )
+        return transactions
 
     async def _store_call(self, operation: str, call):
         stage = self.metrics.stage["store_lookup" if operation == "lookup" else "store_ingest"]

@@ -18,7 +18,6 @@ transformer's latency budget is a millisecond.
 
 from __future__ import annotations
 
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,8 +90,8 @@ class Predictor(ABC):
         self.timeout_seconds = timeout_seconds
 
     @abstractmethod
-    async def infer(self, features: np.ndarray, request_id: str | None = None) -> Scores:
-        """Scores of the float32 ``[N, F]`` rows."""
+    async def infer(self, features: np.ndarray) -> Scores:
+        """Scores of the float32 ``[N, F]`` rows (of one request or several: no request id is forwarded)."""
 
     @abstractmethod
     async def ready(self) -> bool:
@@ -148,11 +147,10 @@ class HttpPredictor(Predictor):
             )
         return self._session
 
-    async def infer(self, features: np.ndarray, request_id: str | None = None) -> Scores:
+    async def infer(self, features: np.ndarray) -> Scores:
         n, width = features.shape
         body = orjson.dumps(
             {
-                "id": request_id or str(uuid.uuid4()),
                 "inputs": [{"name": v2.INPUT_NAME, "datatype": "FP32", "shape": [n, width],
                             "data": features.ravel()}],
             },
@@ -235,11 +233,10 @@ class GrpcPredictor(Predictor):
             self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
         return self._stub
 
-    async def infer(self, features: np.ndarray, request_id: str | None = None) -> Scores:
+    async def infer(self, features: np.ndarray) -> Scores:
         n, width = features.shape
         request = pb.ModelInferRequest(
             model_name=self.model_name,
-            id=request_id or "",
             inputs=[pb.ModelInferRequest.InferInputTensor(name=v2.INPUT_NAME, datatype="FP32", shape=[n, width])],
             raw_input_contents=[np.ascontiguousarray(features, dtype="<f4").tobytes()],
         )  # fmt: skip
