@@ -146,24 +146,47 @@ def run_fuzz(
     duration = time.monotonic() - started
 
     server = watch.finish()
-    if grpc_report:
-        grpc_report["metrics"] = metrics_gap(
-            grpc_report, server["server_side"]["requests_counted_in_metrics"]
-        )
     answers = stats.report(generated)
     failures = [*stats.failures(), *watch.failures]
     if stats.total < config.requests:
         failures.append(f"only {stats.total} requests were sent ({config.requests} asked)")
     if schemathesis_report and schemathesis_report.get("gaps"):
         failures.append(f"/openapi.json does not describe what is served: {schemathesis_report['gaps']}")
-    failures += [f"gRPC: {failure}" for failure in grpc_report.get("failures", [])]
+    return report(
+        failures, duration, answers, server, grpc_report, config, fuzz_grpc,
+        sections={"schemathesis": schemathesis_report},
+        config_extra={"schemathesis_examples": config.schemathesis_examples},
+    )  # fmt: skip
 
+
+def report(
+    failures: list[str],
+    duration: float,
+    answers: dict,
+    server: dict,
+    grpc_report: dict,
+    config: FuzzConfig,
+    fuzzed_grpc: bool,
+    sections: dict[str, object],
+    config_extra: dict[str, object] | None = None,
+    packages: tuple[str, ...] = (),
+) -> dict:
+    """A fuzz run's results, the predictor's or the transformer's: ``failures`` plus the gRPC run's,
+    ``answers`` (:meth:`Stats.report`), ``server`` (:meth:`ServerWatch.finish`), the gRPC calls checked
+    against the server's own request counts, the target's own ``sections``, the configuration and the
+    versions (with those of ``packages``)."""
+    if grpc_report:
+        grpc_report["metrics"] = metrics_gap(
+            grpc_report, server["server_side"]["requests_counted_in_metrics"]
+        )
+    failures = [*failures, *(f"gRPC: {failure}" for failure in grpc_report.get("failures", []))]
     return {
         "passed": not failures,
         "failures": failures,
         "duration_seconds": round(duration, 1),
         "requests": answers["requests"],
         "server_errors": answers["server_errors"],
+        "wrong_answers": answers["wrong_answers"],
         "server_side": server["server_side"],
         "retried_on_a_new_connection": answers["retried_on_a_new_connection"],
         "no_response": answers["no_response"],
@@ -171,26 +194,40 @@ def run_fuzz(
         "liveness": server["liveness"],
         "workers": server["workers"],
         "memory_mb": server["memory_mb"],
-        "schemathesis": schemathesis_report,
+        **sections,
         "grpc": grpc_report,
         "config": {
             "requests": config.requests,
-            "schemathesis_examples": config.schemathesis_examples,
-            "grpc_requests": config.grpc_requests if fuzz_grpc else 0,
+            **(config_extra or {}),
+            "grpc_requests": config.grpc_requests if fuzzed_grpc else 0,
             "seed": config.seed,
             "concurrency": config.concurrency,
             "max_request_bytes": config.max_request_bytes,
             "memory_bound_mb": config.memory_bound_mb,
             **config.extra,
         },
-        "versions": versions(),
+        "versions": versions(*packages),
     }
 
 
-def versions() -> dict[str, str]:
+def finish(result: dict, path: Path, *summaries: str) -> int:
+    """Write ``result`` to ``path``, print the gRPC summary, the HTTP one and ``summaries``; the exit code."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if result["grpc"]:
+        print(grpc_summary(result["grpc"]))
+        print()
+    print(summary(result))
+    for text in summaries:
+        print(text)
+    print(f"results: {path}")
+    return 0 if result["passed"] else 1
+
+
+def versions(*packages: str) -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in ("hypothesis", "schemathesis", "kserve", "fastapi", "starlette", "uvicorn", "orjson", "numpy",
-                 "onnxruntime", "requests", "grpcio", "protobuf"):  # fmt: skip
+                 "onnxruntime", "requests", "grpcio", "protobuf", *packages):  # fmt: skip
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -281,14 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             logs = server.logs()
         result["server_log"] = server_log_section(logs)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    if result["grpc"]:
-        print(grpc_summary(result["grpc"]))
-        print()
-    print(summary(result))
-    print(f"results: {args.json}")
-    return 0 if result["passed"] else 1
+    return finish(result, args.json)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ a check fails. Every process started is stopped on the way out.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import tempfile
@@ -59,10 +58,10 @@ if str(ROOT) not in sys.path:  # run as a script: make ``harness``, ``serving`` 
     sys.path.insert(0, str(ROOT))
 
 from reliability import transformer_grpc  # noqa: E402
-from reliability.accounting import Stats, summary  # noqa: E402
+from reliability.accounting import Stats  # noqa: E402
 from reliability.dispatch import dispatch_families  # noqa: E402
-from reliability.fuzz import FuzzConfig, add_common_arguments, server_log_section, versions  # noqa: E402
-from reliability.fuzz_grpc import grpc_summary, metrics_gap, run_grpc, warm_up_grpc  # noqa: E402
+from reliability.fuzz import FuzzConfig, add_common_arguments, finish, report, server_log_section  # noqa: E402
+from reliability.fuzz_grpc import run_grpc, warm_up_grpc  # noqa: E402
 from reliability.fuzz_http import UVICORN_400, Judge, record_outcome, send  # noqa: E402
 from reliability.http_client import Outcome, Request, Sender  # noqa: E402
 from reliability.monitor import ServerWatch  # noqa: E402
@@ -287,8 +286,8 @@ def run_transformer_fuzz(target: Target, config: FuzzConfig, log: Callable[[str]
     fuzzer = Fuzzer(target, stats, ledger, shared.valid_body(INGEST))
     warm_up(fuzzer, pool)
     fuzz_grpc = bool(target.grpc) and config.grpc_requests > 0
-    # gRPC only scores: its customers are its own, so that its valid calls are not refused for a history the
-    # HTTP ingestions made unscorable (the finding under ``scorable``)
+    # gRPC only scores: its customers are its own, so its valid calls are judged on histories no HTTP
+    # ingestion of the fuzz touched
     grpc_pool = Pool(tag=f"gr{config.seed}")
     if fuzz_grpc:
         warm_up_grpc(target.grpc, samples=transformer_grpc.sample_calls(grpc_pool))
@@ -311,58 +310,24 @@ def run_transformer_fuzz(target: Target, config: FuzzConfig, log: Callable[[str]
             samples=transformer_grpc.sample_calls(grpc_pool),
         )  # fmt: skip
     server = watch.finish()
-    if grpc_report:
-        grpc_report["metrics"] = metrics_gap(
-            grpc_report, server["server_side"]["requests_counted_in_metrics"]
-        )
     store = compare(ledger, target.store_url)
     log(f"  store: {store['stored']} after {store['acknowledged_requests']} acknowledged ingestion(s); "
         f"{'as acknowledged' if store['passed'] else store['failures']}")  # fmt: skip
     scorable = check_scorable(target.url, sorted(stored(target.store_url)), pool)
     answers = stats.report(generated)
     failures = [*stats.failures(), *watch.failures, *(f"store: {f}" for f in store["failures"])]
-    failures += [f"gRPC: {failure}" for failure in grpc_report.get("failures", [])]
     if stats.total < config.requests:
         failures.append(f"only {stats.total} requests were sent ({config.requests} asked)")
     if answers["error_body_violations"]["by_status_route"]:
         failures.append(
             f'4xx answers without an {{"error"}} body: {answers["error_body_violations"]["by_status_route"]}'
         )
-    return {
-        "passed": not failures,
-        "failures": failures,
-        "duration_seconds": round(duration, 1),
-        "requests": answers["requests"],
-        "server_errors": answers["server_errors"],
-        "wrong_answers": answers["wrong_answers"],
-        "server_side": server["server_side"],
-        "retried_on_a_new_connection": answers["retried_on_a_new_connection"],
-        "no_response": answers["no_response"],
-        "error_body_violations": answers["error_body_violations"],
-        "liveness": server["liveness"],
-        "workers": server["workers"],
-        "memory_mb": server["memory_mb"],
-        "store": store,
-        "scorable": scorable,
-        "grpc": grpc_report,
-        "config": {
-            "requests": config.requests,
-            "grpc_requests": config.grpc_requests if fuzz_grpc else 0,
-            "seed": config.seed,
-            "concurrency": config.concurrency,
-            "max_request_bytes": config.max_request_bytes,
-            "memory_bound_mb": config.memory_bound_mb,
-            "pool": {"customers": pool.customers, "transaction_ids_per_customer": pool.ids},
-            **config.extra,
-        },  # fmt: skip
-        "versions": {**versions(), **_versions("redis")},
-    }
-
-
-def _versions(*names: str) -> dict[str, str]:
-    from importlib import metadata
-
-    return {name: metadata.version(name) for name in names}
+    return report(
+        failures, duration, answers, server, grpc_report, config, fuzz_grpc,
+        sections={"store": store, "scorable": scorable},
+        config_extra={"pool": {"customers": pool.customers, "transaction_ids_per_customer": pool.ids}},
+        packages=("redis",),
+    )  # fmt: skip
 
 
 @dataclass
@@ -421,15 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_transformer_fuzz(target, config, log=lambda m: print(m, flush=True))
             logs = target.logs()
         result["server_log"] = server_log_section(logs)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    if result["grpc"]:
-        print(grpc_summary(result["grpc"]))
-        print()
-    print(summary(result))
-    print(store_summary(result))
-    print(f"results: {args.json}")
-    return 0 if result["passed"] else 1
+    return finish(result, args.json, store_summary(result))
 
 
 def store_summary(result: dict) -> str:
