@@ -895,6 +895,16 @@ def versions() -> dict[str, str]:
     return out
 
 
+def report_header(args: argparse.Namespace) -> dict[str, object]:
+    """What every load report starts with: the machine, the versions, when, and the command's settings."""
+    return {
+        "machine": machine(),
+        "versions": versions(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
+
+
 def load_table(points: list[dict], sustained: dict | None, knee: int | None) -> str:
     lines = [
         f"{'conc':>5} {'seconds':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'failed':>7} "
@@ -1019,12 +1029,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serving_root:
         SERVER_ENV["PYTHONPATH"] = f"{args.serving_root.resolve()}{os.pathsep}{ROOT}"
     workdir = Path(tempfile.mkdtemp(prefix="reliability-load-"))
-    report: dict[str, object] = {
-        "machine": machine(),
-        "versions": versions(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    }
+    report = report_header(args)
     failures: list[str] = []
     try:
         say("training a small model (harness.predictor.train_small_model)")

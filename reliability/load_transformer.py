@@ -48,7 +48,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness.machine import machine  # noqa: E402
 from harness.net import http, wait_ready  # noqa: E402
 from harness.predictor import running_server, train_small_model  # noqa: E402
 from harness.redis import RedisServer, redis_server  # noqa: E402
@@ -63,10 +62,10 @@ from reliability.load import (  # noqa: E402
     choose_knee,
     judge_shutdown,
     reap,
+    report_header,
     say,
     shutdown_table,
     shutdown_under_load,
-    versions,
     write_report,
 )
 from reliability.store_state import stored  # noqa: E402
@@ -335,12 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="reliability-load-transformer-"))
-    report: dict[str, object] = {
-        "machine": machine(),
-        "versions": versions(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    }
+    report = report_header(args)
     failures: list[str] = []
     try:
         say("training a small model; starting the predictor (--workers 1) and redis-server")
