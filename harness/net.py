@@ -1,4 +1,5 @@
-"""Loopback ports, one HTTP call, waiting until a started process answers, and stopping its group."""
+"""Loopback ports, one HTTP call, starting a server process of this checkout, waiting until it answers, and
+stopping its group."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import NamedTuple
 
@@ -89,3 +91,25 @@ def stop(process: subprocess.Popen, timeout: float = 30) -> int:
     with suppress(ProcessLookupError, PermissionError):  # children (workers) share the leader's group
         os.killpg(process.pid, signal.SIGKILL)
     return process.returncode
+
+
+@contextmanager
+def spawned(command: list[str], log: Path, ready_url: str, what: str, workdir: Path | None = None,
+            env: dict[str, str] | None = None, timeout: float = 60,
+            context: ssl.SSLContext | None = None) -> Iterator[subprocess.Popen]:  # fmt: skip
+    """``command`` (a server of this checkout: ``PYTHONPATH`` is the repository, no inherited
+    ``PROMETHEUS_MULTIPROC_DIR``) in a session of its own, output to ``log``, once ``GET ready_url`` answers
+    200; stopped (its whole group) when the block ends."""
+    from harness import ROOT
+
+    inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True,
+            env={**inherited, "PYTHONPATH": str(ROOT), **(env or {})},
+        )  # fmt: skip
+    try:
+        wait_ready(ready_url, what, timeout, process, log, context=context)
+        yield process
+    finally:
+        stop(process)

@@ -4,7 +4,6 @@ V2 request bodies for it."""
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import subprocess
 import sys
@@ -15,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import ROOT
-from harness.net import free_port, stop, wait_ready
+from harness.net import free_port, spawned
 
 
 @dataclass(frozen=True)
@@ -83,25 +81,13 @@ def running_server(*args: str, env: dict[str, str] | None = None, workdir: Path 
         args = (*args, "--grpc-port", str(free_port()))
     grpc_port = int(args[list(args).index("--grpc-port") + 1])
     log = Path(workdir or "/tmp") / f"serving-{port}.log"
-    inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    environment = {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving", *args, "--http-port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=environment, cwd=workdir, start_new_session=True,
-        )  # fmt: skip
     context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
-    scheme = "https" if ca_file else "http"
-    server = Server(
-        f"{scheme}://127.0.0.1:{port}", process, log, f"127.0.0.1:{grpc_port}" if grpc_port else "", context
-    )
-    try:
-        wait_ready(
-            server.url + "/v2/health/ready", "the server", ready_timeout, process, log, context=context
-        )
-        yield server
-    finally:
-        stop(process)
+    url = f"{'https' if ca_file else 'http'}://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "serving", *args, "--http-port", str(port)]
+    with spawned(
+        command, log, url + "/v2/health/ready", "the server", workdir, env, ready_timeout, context
+    ) as process:
+        yield Server(url, process, log, f"127.0.0.1:{grpc_port}" if grpc_port else "", context)
 
 
 def v2_body(X: np.ndarray) -> bytes:

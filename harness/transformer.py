@@ -3,7 +3,6 @@ and a feature store, and raw Xente transactions as the JSON objects its routes t
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -14,8 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import ROOT
-from harness.net import free_port, stop, wait_ready
+from harness.net import free_port, spawned
 
 TOKEN = "test-ingest-token-0123456789abcdef"  # written to a file per server; never a real credential
 
@@ -56,19 +54,13 @@ def running_transformer(predictor: str, store: str, *args: str, workdir: Path, s
         token_file.write_text(token + "\n")
         command += ["--ingest-token-file", str(token_file)]
     log = workdir / f"transformer-{port}.log"
-    inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True,
-            env={**inherited, "PYTHONPATH": str(ROOT), **(env or {})},
-        )  # fmt: skip
-    server = Transformer(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ingest_port}", f"127.0.0.1:{grpc_port}",
-                         token or "", process, log)  # fmt: skip
-    try:
-        wait_ready(server.url + "/v2/health/live", "the transformer", ready_timeout, process, log)
-        yield server
-    finally:
-        stop(process)
+    url = f"http://127.0.0.1:{port}"
+    with spawned(
+        command, log, url + "/v2/health/live", "the transformer", workdir, env, ready_timeout
+    ) as process:
+        yield Transformer(
+            url, f"http://127.0.0.1:{ingest_port}", f"127.0.0.1:{grpc_port}", token or "", process, log
+        )
 
 
 def records(transactions: pd.DataFrame) -> list[dict[str, object]]:
