@@ -75,7 +75,7 @@ from harness.machine import cpu_seconds, machine  # noqa: E402
 from harness.net import free_port, http, stop, wait_ready  # noqa: E402
 from harness.predictor import v2_binary_body, v2_body  # noqa: E402
 from harness.processes import group_cpu_seconds  # noqa: E402
-from harness.wrk import NoiseMeter, ensure_wrk, post_script, run_wrk  # noqa: E402
+from harness.wrk import NoiseMeter, ensure_wrk, failed_requests, post_script, run_wrk  # noqa: E402
 
 BENCH = ROOT / "bench"
 SERVE_HELPERS = BENCH / "serve"
@@ -658,9 +658,7 @@ class Wrk:
         client, server = children_cpu_seconds(), group_cpu_seconds(pgid)
         raw = run_wrk(argv, timeout=seconds + 120, error=BenchError)
         client, server = children_cpu_seconds() - client, group_cpu_seconds(pgid) - server
-        errors = sum(
-            raw[k] for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts")
-        )
+        errors = failed_requests(raw)
         seconds_run = raw["duration_us"] / 1e6
         cpu = cpu_use(client, server if pgid else None, seconds_run, raw["requests"], threads=1)
         return {

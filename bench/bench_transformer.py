@@ -46,7 +46,7 @@ from harness.net import http  # noqa: E402
 from harness.predictor import running_server, train_small_model  # noqa: E402
 from harness.redis import redis_server  # noqa: E402
 from harness.transformer import records, running_transformer  # noqa: E402
-from harness.wrk import DONE_LUA, ensure_wrk, post_script, run_wrk  # noqa: E402
+from harness.wrk import DONE_LUA, ensure_wrk, failed_requests, post_script, run_wrk  # noqa: E402
 
 GOALS = {"p50_ms_c8": 1.5, "p99_ms_c8": 5.0, "backfill_per_second": 50_000}
 
@@ -76,9 +76,7 @@ def wrk(binary: str, script: Path, url: str, connections: int, seconds: float) -
     argv = [binary, "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", "--timeout", "30s", "--latency",
             "-s", str(script), url]  # fmt: skip
     raw = run_wrk(argv, timeout=seconds + 60)
-    errors = sum(
-        raw[k] for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts")
-    )
+    errors = failed_requests(raw)
     run_seconds = raw["duration_us"] / 1e6
     return {"requests_per_second": raw["requests"] / run_seconds, "p50_ms": raw["p50_us"] / 1000,
             "p99_ms": raw["p99_us"] / 1000, "requests": raw["requests"], "errors": errors}  # fmt: skip

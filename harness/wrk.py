@@ -72,6 +72,14 @@ def run_wrk(argv: list[str], timeout: float, error: type[Exception] = RuntimeErr
     return json.loads(line.removeprefix("WRK_RESULT "))
 
 
+ERROR_FIELDS = ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts")
+
+
+def failed_requests(raw: dict) -> int:
+    """Requests of a :data:`DONE_LUA` result that failed: a status >= 400, a socket error or a timeout."""
+    return sum(raw[k] for k in ERROR_FIELDS)
+
+
 class NoiseMeter:
     """Share of the machine's CPU used by processes other than this one (and its reaped children, such as
     wrk) and the server's process group ``pgid`` over a block: ~0 on an idle machine; above a few percent,
