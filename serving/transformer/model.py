@@ -171,19 +171,19 @@ class TransactionTransformer(Model):
             if self.ready:
                 log.warning("not ready: %s", exc)
             self.metrics.store_errors.labels("ping").inc()
-            self._store_up(False)
-            self.ready = False
+            self._store_answers(False)
             return False
         if not self.ready:
             log.info("ready: feature store %s answers", self.store.url)
-        self._store_up(True)
-        self.ready = True
+        self._store_answers(True)
         if not self.version:  # metadata names it before the first score does; never holds up the probe
             with contextlib.suppress(TimeoutError):
                 self.version = await asyncio.wait_for(self.predictor.served_version(), 0.5)
         return True
 
-    def _store_up(self, up: bool) -> None:
+    def _store_answers(self, up: bool) -> None:
+        """Readiness and the store gauge follow the last store call (a probe's ping or real work)."""
+        self.ready = up
         self.metrics.store_up.set(1 if up else 0)
 
     def metadata(self) -> dict[str, Any]:
@@ -297,12 +297,11 @@ class TransactionTransformer(Model):
             result = await call
         except StoreUnavailable as exc:
             self.metrics.store_errors.labels(operation).inc()
-            self._store_up(False)
-            self.ready = False
+            self._store_answers(False)
             raise FeatureStoreUnavailable(str(exc)) from exc
         finally:
             stage.observe(time.perf_counter() - started)
-        self._store_up(True)
+        self._store_answers(True)
         return result
 
     async def close(self) -> None:
