@@ -159,7 +159,7 @@ class TransactionTransformer(Model):
         self.ready = False
         # Concurrent requests share store lookups and predictor calls (serving.transformer.batching).
         self.lookups = Coalescer(self._lookup, settings.max_batch_rows, max_in_flight=2)
-        self.scorer = Coalescer(self._score, settings.max_batch_rows, max_in_flight=2)
+        self.scorer = Coalescer(self._score, settings.max_batch_rows, max_in_flight=2, merge=np.concatenate)
 
     # ------------------------------------------------------------------------------------------ health
 
@@ -222,24 +222,23 @@ class TransactionTransformer(Model):
 
     async def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> tuple[Batch, Scores]:
         try:
-            rows = await self.scorer.submit(list(payload.features))
+            scores = await self.scorer.submit(payload.features)
         except (PredictorUnavailable, PredictorFailed) as exc:  # counted per request, as the requests are
             self.metrics.predictor_errors.labels(exc.reason).inc()
             raise
-        return payload, Scores.stack(rows)
+        return payload, scores
 
     async def _lookup(self, keys: list[Key]) -> list[Snapshot]:
         """One store lookup for every request queued meanwhile."""
         return await self._store_call("lookup", self.store.lookup(keys))
 
-    async def _score(self, rows: list[np.ndarray]) -> list[Scores]:
-        """One predictor call for every request queued meanwhile; one single-row :class:`Scores` per row."""
+    async def _score(self, rows: np.ndarray) -> Scores:
+        """One predictor call for the rows of every request queued meanwhile."""
         started = time.perf_counter()
         try:
-            scores = await self.predictor.infer(np.stack(rows))
+            return await self.predictor.infer(rows)
         finally:
             self.metrics.stage["predictor"].observe(time.perf_counter() - started)
-        return scores.split()
 
     async def postprocess(self, result: Any, headers: dict[str, str] | None = None, response_headers=None):
         batch, scores = result

@@ -19,7 +19,6 @@ transformer's latency budget is a millisecond.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -63,22 +62,13 @@ class Scores:
     decision: np.ndarray  # object [N] of str
     model_version: str
 
-    def split(self) -> list[Scores]:
-        """One single-row :class:`Scores` per row."""
-        return [
-            Scores(self.probability[i : i + 1], self.prediction[i : i + 1], self.risk_level[i : i + 1],
-                   self.decision[i : i + 1], self.model_version)
-            for i in range(len(self.probability))
-        ]  # fmt: skip
+    def __len__(self) -> int:
+        return len(self.probability)
 
-    @classmethod
-    def stack(cls, parts: Sequence[Scores]) -> Scores:
-        """The rows of ``parts`` as one :class:`Scores` (the version of the last part that names one)."""
-        version = next((p.model_version for p in reversed(parts) if p.model_version), "")
-        return cls(
-            np.concatenate([p.probability for p in parts]), np.concatenate([p.prediction for p in parts]),
-            np.concatenate([p.risk_level for p in parts]), np.concatenate([p.decision for p in parts]), version,
-        )  # fmt: skip
+    def __getitem__(self, rows: slice) -> Scores:
+        """The scores of ``rows`` (a slice): one request's share of a shared call."""
+        return Scores(self.probability[rows], self.prediction[rows], self.risk_level[rows], self.decision[rows],
+                      self.model_version)  # fmt: skip
 
 
 class Predictor(ABC):

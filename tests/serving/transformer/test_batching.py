@@ -101,3 +101,23 @@ def test_no_submission_is_left_waiting(max_in_flight: int) -> None:
             await asyncio.wait_for(asyncio.gather(*(coalescer.submit([i]) for i in range(17))), timeout=5)
 
     asyncio.run(run())
+
+
+def test_a_merge_function_joins_matrices_and_each_caller_gets_its_rows() -> None:
+    import numpy as np
+
+    shapes: list[tuple[int, ...]] = []
+
+    async def call(rows: np.ndarray) -> np.ndarray:
+        shapes.append(rows.shape)
+        await asyncio.sleep(0.01)
+        return rows[:, 0] * 2
+
+    async def run() -> list[np.ndarray]:
+        coalescer = Coalescer(call, max_items=100, merge=np.concatenate)
+        parts = [np.full((i + 1, 3), float(i)) for i in range(6)]
+        return await asyncio.gather(*(coalescer.submit(p) for p in parts))
+
+    answers = asyncio.run(run())
+    assert [a.tolist() for a in answers] == [[2.0 * i] * (i + 1) for i in range(6)]
+    assert len(shapes) < 6 and sum(s[0] for s in shapes) == 21 and all(s[1] == 3 for s in shapes)
