@@ -8,7 +8,7 @@ What KServe and Knative do with the declared ports (read in their sources, KServ
   service_reconciler.go, the same port rule in every supported release; 0.20 adds a ``customizeService`` hook,
   a no-op in upstream builds): the first port becomes Service port 80,
   every later port keeps its own number, and a port whose name contains ``grpc`` or ``h2c`` gets
-  ``appProtocol: kubernetes.io/h2c`` (``isGrpcPort``/``getAppProtocol``). ``kserve_predictor_service`` below
+  ``appProtocol: kubernetes.io/h2c`` (``isGrpcPort``/``getAppProtocol``). ``kserve_component_service`` below
   is that algorithm, so the tests check what KServe will make of the rendered object.
 * Knative (KServe Knative/Serverless mode) refuses a revision declaring more than one container port
   ("more than one container port is set", knative.dev/serving pkg/apis/serving/k8s_validation.go
@@ -67,10 +67,10 @@ def validate_core(kubernetes_validate: Any, obj: dict) -> None:
     kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
 
-def kserve_predictor_service(isvc: dict) -> dict:
-    """The Service KServe's controller makes for the predictor in Standard mode (see the module docstring:
-    ``createDefaultSvc``/``getAppProtocol``, no transformer, no batcher or logger)."""
-    (container,) = isvc["spec"]["predictor"]["containers"]
+def kserve_component_service(isvc: dict, part: str = "predictor") -> dict:
+    """The Service KServe's controller makes for a component in Standard mode (see the module docstring:
+    ``createDefaultSvc``/``getAppProtocol``): the first container port as 80, the others as themselves."""
+    (container,) = isvc["spec"][part]["containers"]
 
     def service_port(port: dict, number: int) -> dict:
         out = {"name": port["name"], "port": number, "targetPort": port["containerPort"],
@@ -81,8 +81,9 @@ def kserve_predictor_service(isvc: dict) -> dict:
 
     first, *rest = container["ports"]
     ports = [service_port(first, 80)] + [service_port(p, p["containerPort"]) for p in rest]
-    name = f"{isvc['metadata']['name']}-predictor"
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NAMESPACE},
+    name = f"{isvc['metadata']['name']}-{part}"
+    labels = {"serving.kserve.io/inferenceservice": isvc["metadata"]["name"], "component": part}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
             "spec": {"selector": {"app": f"isvc.{name}"}, "ports": ports}}  # fmt: skip
 
 
@@ -147,7 +148,7 @@ def test_kserve_standard_mode_declares_grpc_after_http(
         {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},
     ]
     assert arg(container["args"], "--grpc-port") == "8081"
-    service = kserve_predictor_service(isvc)
+    service = kserve_component_service(isvc)
     assert service["spec"]["ports"] == [
         {"name": "http1", "port": 80, "targetPort": 8080, "protocol": "TCP"},
         {"name": "grpc", "port": 8081, "targetPort": 8081, "protocol": "TCP", "appProtocol": H2C},
@@ -182,7 +183,7 @@ def test_grpc_port_zero_renders_no_grpc_anywhere(render: Callable[..., list[dict
         assert [p["name"] for p in service["spec"]["ports"]] == ["http"]
     if values is STANDARD:
         assert [
-            p["port"] for p in kserve_predictor_service(one(objects, "InferenceService"))["spec"]["ports"]
+            p["port"] for p in kserve_component_service(one(objects, "InferenceService"))["spec"]["ports"]
         ] == [80]
     assert all(ports == {8080} for _, ports in policy_rules(objects))
     env = {e["name"] for e in helm_test_pod(objects)["spec"]["containers"][0]["env"]}

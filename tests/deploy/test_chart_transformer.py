@@ -54,7 +54,8 @@ from tests.deploy.conftest import (
     yaml_module,
 )
 from tests.deploy.test_chart import render_notes
-from tests.deploy.test_manifests import check_pod_security, isvc_errors, isvc_validator_for
+from tests.deploy.test_chart_grpc import H2C, kserve_component_service
+from tests.deploy.test_manifests import check_pod_security, isvc_errors, isvc_validator_for, strict_failures
 
 PVC = {"model": {"volume": {"type": "pvc", "pvc": {"claimName": "credit-risk-models"}}}}
 PRODUCERS = [{"namespaceSelector": {"matchLabels": {"team": "payments"}},
@@ -79,7 +80,6 @@ NETPOL_MONITORING = {"networkPolicy": {"enabled": True},
                      "monitoring": {"serviceMonitor": {"enabled": True}, "checkCRDs": False}}  # fmt: skip
 CORE_KINDS = {"Deployment", "StatefulSet", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
               "ServiceAccount", "NetworkPolicy", "Secret", "Pod"}  # fmt: skip
-H2C = "kubernetes.io/h2c"
 
 
 def values(mode: str, store: str, *extra: dict) -> dict:
@@ -124,25 +124,6 @@ def kserve_transformer_container(isvc: dict) -> dict:
     return container
 
 
-def kserve_component_service(isvc: dict, part: str) -> dict:
-    """The Service KServe's Standard mode makes for a component (``createDefaultSvc``)."""
-    (container,) = isvc["spec"][part]["containers"]
-
-    def service_port(port: dict, number: int) -> dict:
-        out = {"name": port["name"], "port": number, "targetPort": port["containerPort"],
-               "protocol": port.get("protocol") or "TCP"}  # fmt: skip
-        if "grpc" in port["name"] or "h2c" in port["name"]:
-            out["appProtocol"] = H2C
-        return out
-
-    first, *rest = container["ports"]
-    name = f"{isvc['metadata']['name']}-{part}"
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NAMESPACE,
-            "labels": {"serving.kserve.io/inferenceservice": isvc["metadata"]["name"], "component": part}},
-            "spec": {"selector": {"app": f"isvc.{name}"},
-                     "ports": [service_port(first, 80)] + [service_port(p, p["containerPort"]) for p in rest]}}  # fmt: skip
-
-
 # ------------------------------------------------------------------------------------------ render, lint, validate
 
 
@@ -160,13 +141,7 @@ def test_every_object_validates_strictly(
     objects = render(values(mode, store))
     unknown = {o["kind"] for o in objects} - CORE_KINDS - {"InferenceService", "ServiceMonitor"}
     assert not unknown, f"no validation for {unknown}"
-    failures = []
-    for obj in objects:
-        if obj["kind"] in CORE_KINDS:
-            try:
-                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-            except kubernetes_validate.ValidationError as error:
-                failures.append(f"{obj['kind']}/{obj['metadata']['name']}: {error}")
+    failures = strict_failures(kubernetes_validate, objects, CORE_KINDS)
     assert not failures, "\n".join(failures)
     if mode != "deployment":  # what KServe makes of the transformer is a valid Service too
         isvc = one(objects, "InferenceService")

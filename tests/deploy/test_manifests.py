@@ -109,6 +109,18 @@ def isvc_errors(validator: Any, isvc: dict) -> list[str]:
 # ------------------------------------------------------------------------------------------ core kinds
 
 
+def strict_failures(kubernetes_validate: Any, objects: list[dict], kinds: set[str]) -> list[str]:
+    """What kubernetes-validate (strict: unknown fields are errors) says of every object of ``kinds``."""
+    failures = []
+    for obj in objects:
+        if obj["kind"] in kinds:
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                failures.append(f"{obj['kind']}/{obj['metadata']['name']}: {error}")
+    return failures
+
+
 @pytest.mark.parametrize("combo", COMBOS)
 def test_core_objects_validate_strictly(
     render: Callable[..., list[dict]], kubernetes_validate: Any, combo: tuple
@@ -116,13 +128,7 @@ def test_core_objects_validate_strictly(
     objects = render(combo_values(*combo))
     unknown = {o["kind"] for o in objects} - CORE_KINDS - OPERATOR_KINDS - {"InferenceService"}
     assert not unknown, f"no validation for {unknown}"
-    failures = []
-    for obj in objects:
-        if obj["kind"] in CORE_KINDS:
-            try:
-                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-            except kubernetes_validate.ValidationError as error:
-                failures.append(f"{obj['kind']}/{obj['metadata']['name']}: {error}")
+    failures = strict_failures(kubernetes_validate, objects, CORE_KINDS)
     assert not failures, "\n".join(failures)
 
 
